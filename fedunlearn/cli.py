@@ -1,0 +1,98 @@
+"""``fedunlearn`` command line: parse once at the edge, call plain functions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedunlearn.errors import FedunlearnError
+
+
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None,
+                   help="MedMNIST root holding the .npz files (default: $FEDUNLEARN_DATA_ROOT, else ~/.medmnist)")
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from fedunlearn.data import fetch
+
+    path = fetch(args.dataset, args.size, args.data_root)
+    print(path)
+    return 0
+
+
+def _cmd_centralized(args: argparse.Namespace) -> int:
+    from fedunlearn.engine import TrainConfig
+    from fedunlearn.metrics import RiskCosts
+    from fedunlearn.progress import Progress
+    from fedunlearn.study import StudyConfig, run_study
+
+    cfg = StudyConfig(
+        dataset=args.dataset, size=args.size, model=args.model, forget_ratio=args.forget_ratio,
+        forget_mode=args.forget_mode, seeds=tuple(args.seeds), methods=tuple(args.methods),
+        data_root=args.data_root, device=args.device, mia_variant=args.mia,
+        train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
+        unlearn_overrides={m: {"epochs": args.unlearn_epochs} for m in args.methods if m != "retrain"}
+        if args.unlearn_epochs else {},
+        costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn),
+    )
+    run_study(cfg, Path(args.out), Progress(quiet=args.quiet))
+    print((Path(args.out) / "summary.md").read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fedunlearn.data import DATASET_NAMES, FORGET_MODES, SIZES
+    from fedunlearn.metrics import MIA_VARIANTS
+    from fedunlearn.models import MODEL_NAMES
+    from fedunlearn.unlearning import METHOD_NAMES
+
+    parser = argparse.ArgumentParser(prog="fedunlearn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="manage MedMNIST files").add_subparsers(dest="data_command", required=True)
+    fetch = data.add_parser("fetch", help="download an official .npz and check its MD5")
+    fetch.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "synthetic"])
+    fetch.add_argument("--size", type=int, default=28, choices=SIZES)
+    _add_data_root(fetch)
+    fetch.set_defaults(func=_cmd_fetch)
+
+    cen = sub.add_parser("centralized", help="single-site study: original model, every method, one forget set")
+    cen.add_argument("--dataset", default="dermamnist", choices=DATASET_NAMES)
+    cen.add_argument("--size", type=int, default=28, choices=SIZES)
+    cen.add_argument("--model", default="small-cnn", choices=MODEL_NAMES)
+    cen.add_argument("--forget-ratio", type=float, default=0.2)
+    cen.add_argument("--forget-mode", default="random", choices=FORGET_MODES)
+    cen.add_argument("--seeds", type=int, nargs="+", default=[0])
+    cen.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), choices=METHOD_NAMES)
+    cen.add_argument("--epochs", type=int, default=15, help="epochs of the original model and of Retrain")
+    cen.add_argument("--unlearn-epochs", type=int, default=None, help="override every method's epochs")
+    cen.add_argument("--lr", type=float, default=0.1)
+    cen.add_argument("--batch-size", type=int, default=256)
+    cen.add_argument("--c-fp", type=float, default=1.0, help="Global Risk II cost of a false positive")
+    cen.add_argument("--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative")
+    cen.add_argument("--mia", default="confidence", choices=MIA_VARIANTS)
+    cen.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    cen.add_argument("--out", required=True)
+    cen.add_argument("--quiet", action="store_true")
+    _add_data_root(cen)
+    cen.set_defaults(func=_cmd_centralized)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FedunlearnError, ValueError) as exc:
+        if os.environ.get("FEDUNLEARN_DEBUG"):
+            raise
+        print(f"fedunlearn: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

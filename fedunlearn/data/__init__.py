@@ -1,0 +1,43 @@
+"""Data layer: dataset contracts, loading, fetching, synthetic data, forget sets and partitions."""
+
+from .fetch import fetch
+from .forget import FORGET_MODES, ForgetSpec, select_forget
+from .loading import (
+    BinaryDataset,
+    DataProvenance,
+    ImageSplit,
+    UnofficialDataWarning,
+    clear_cache,
+    file_md5,
+    load_dataset,
+    resolve_root,
+)
+from .partition import PARTITIONERS, get_partitioner, partition
+from .specs import DATASET_NAMES, DATASETS, SIZES, DataError, DatasetSpec, get_dataset_spec
+from .synthetic import SyntheticSpec, make_synthetic
+
+__all__ = [
+    "DATASETS",
+    "DATASET_NAMES",
+    "FORGET_MODES",
+    "PARTITIONERS",
+    "SIZES",
+    "BinaryDataset",
+    "DataError",
+    "DataProvenance",
+    "DatasetSpec",
+    "ForgetSpec",
+    "ImageSplit",
+    "SyntheticSpec",
+    "UnofficialDataWarning",
+    "clear_cache",
+    "fetch",
+    "file_md5",
+    "get_dataset_spec",
+    "get_partitioner",
+    "load_dataset",
+    "make_synthetic",
+    "partition",
+    "resolve_root",
+    "select_forget",
+]

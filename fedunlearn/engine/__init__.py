@@ -1,0 +1,19 @@
+"""The one training engine: a single loop that every method and every site shares."""
+
+from fedunlearn.engine.batches import augment_batch, iterate_batches, to_float
+from fedunlearn.engine.device import resolve_device
+from fedunlearn.engine.loop import Phase, TrainConfig, TrainStats, train
+from fedunlearn.engine.predict import Predictions, predict
+
+__all__ = [
+    "Phase",
+    "Predictions",
+    "TrainConfig",
+    "TrainStats",
+    "augment_batch",
+    "iterate_batches",
+    "predict",
+    "resolve_device",
+    "to_float",
+    "train",
+]

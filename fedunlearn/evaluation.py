@@ -1,0 +1,63 @@
+"""From a model and labelled sets to metric rows: shared by the study and the sites."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fedunlearn.engine import Predictions, predict
+from fedunlearn.metrics import (
+    Confusion,
+    RiskCosts,
+    clinical_metrics,
+    confusion_counts,
+    mia_efficacy,
+    unlearning_metrics,
+)
+from fedunlearn.metrics import predict as threshold
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Rows ``indices`` of (``images``, ``labels``)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor | None = None
+
+
+def predict_sets(model: nn.Module, sets: Mapping[str, EvalSet], *, device: torch.device) -> dict[str, Predictions]:
+    """Predictions of ``model`` on each named set."""
+    return {name: predict(model, s.images, s.labels, s.indices, device=device) for name, s in sets.items()}
+
+
+def confusion_of(preds: Predictions) -> Confusion:
+    """Confusion counts at the 0.5 threshold on P(malignant)."""
+    return confusion_counts(preds.labels, threshold(preds.scores))
+
+
+def split_metrics(preds: Predictions, costs: RiskCosts) -> dict[str, float]:
+    """Every clinical metric of one evaluated set, AUC and AUPRC included."""
+    return clinical_metrics(confusion_of(preds), preds.labels, preds.scores, costs)
+
+
+def unlearning_report(
+    preds: Mapping[str, Predictions], costs: RiskCosts, mia_variant: str = "confidence"
+) -> dict[str, dict[str, float]]:
+    """Metrics per split for an unlearned model evaluated on ``test``, ``forget`` and ``retain``.
+
+    Each split gets its clinical metrics; the unlearning scores go to the split
+    they describe (UBAC/UA and MIA efficacy to ``forget``, RBAC/RA to ``retain``,
+    TBAC/TA to ``test``).
+    """
+    out = {name: split_metrics(p, costs) for name, p in preds.items()}
+    scores = unlearning_metrics(confusion_of(preds["forget"]), confusion_of(preds["retain"]), confusion_of(preds["test"]))
+    out["forget"].update(ubac=scores["ubac"], ua=scores["ua"])
+    out["retain"].update(rbac=scores["rbac"], ra=scores["ra"])
+    out["test"].update(tbac=scores["tbac"], ta=scores["ta"])
+    r, t, f = preds["retain"], preds["test"], preds["forget"]
+    out["forget"]["mia_efficacy"] = mia_efficacy(r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant)
+    return out

@@ -1,0 +1,1 @@
+"""The federated hospital simulator: scenarios, Flower apps, deletion-aware strategies."""

@@ -1,0 +1,178 @@
+"""The hospital ClientApp: translates messages into calls of :mod:`fedunlearn.federated.site`.
+
+Message types:
+
+- ``query.setup``: receive the scenario, report the site's partition id and sizes;
+- ``train``: one round of local training on the site's pool;
+- ``train.unlearn``: apply deletion requests (drop the rows for good, then run
+  the unlearning method on the current global model);
+- ``evaluate``: confusion counts on the local test shard, plus forget-set
+  metrics of every request this site has applied.
+
+Forget rows never leave the site: replies hold weights, counts and aggregates.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedunlearn.engine import resolve_device
+from fedunlearn.engine.device import prepare_model
+from fedunlearn.federated import site as S
+from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
+from fedunlearn.federated.transport import load_arrays, to_arrays
+from fedunlearn.models import build_model
+
+app = ClientApp()
+
+_STATE = "fedunlearn"
+_FORGOTTEN = "fedunlearn.forgotten"
+
+
+@functools.lru_cache(maxsize=8)
+def _scenario(text: str) -> Scenario:
+    return scenario_from_mapping(json.loads(text), "scenario sent by the server")
+
+
+@functools.lru_cache(maxsize=4)
+def _model(name: str, device: str) -> torch.nn.Module:
+    """One model object per process, reused across rounds (weights are loaded per message)."""
+    return prepare_model(build_model(name), torch.device(device))
+
+
+class _Site:
+    """The site's view of its persistent state (``context.state``)."""
+
+    def __init__(self, context: Context) -> None:
+        cfg = context.state[_STATE]
+        self.context = context
+        self.scenario = _scenario(str(cfg["scenario"]))
+        self.site = int(cfg["site"])
+        self.dir = Path(str(cfg["site-dir"]))
+        torch.set_num_threads(max(1, int(self.scenario.ray.num_cpus_per_client)))
+        self.device = resolve_device(self.scenario.device)
+
+    def forgotten(self) -> dict[int, torch.Tensor]:
+        rec = self.context.state.get(_FORGOTTEN, ConfigRecord())
+        return {int(k[1:]): torch.tensor(list(v), dtype=torch.long) for k, v in rec.items()}
+
+    def remember(self, rid: int, rows: torch.Tensor) -> None:
+        rec = self.context.state.get(_FORGOTTEN, ConfigRecord())
+        rec[f"r{rid}"] = S.as_int_list(rows)
+        self.context.state[_FORGOTTEN] = rec
+
+    def pool(self) -> torch.Tensor:
+        return S.pool_after(self.scenario, self.site, list(self.forgotten().values()))
+
+    def model_from(self, msg: Message) -> torch.nn.Module:
+        return load_arrays(_model(self.scenario.model, str(self.device)), msg.content["arrays"])
+
+    def fresh_model(self) -> torch.nn.Module:
+        return prepare_model(build_model(self.scenario.model, seed=S.mix_seed(self.scenario.seed, self.site, 13)), self.device)
+
+    def audit(self, server_round: int, phase: str, rows: torch.Tensor) -> None:
+        """Site-private record of the rows trained on (read by tests; never sent to the server)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"round": server_round, "phase": phase, "rows": S.as_int_list(rows)})
+        with open(self.dir / "audit.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+@app.query("setup")
+def setup(msg: Message, context: Context) -> Message:
+    cfg = msg.content["config"]
+    scenario = _scenario(str(cfg["scenario"]))
+    site = int(context.node_config["partition-id"])
+    site_dir = Path(str(cfg["run-dir"])) / "sites" / scenario.sites.site_name(site)
+    context.state[_STATE] = ConfigRecord({"scenario": str(cfg["scenario"]), "site": site, "site-dir": str(site_dir)})
+    s = _Site(context)
+    if _FORGOTTEN not in context.state:
+        _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
+        for rid, rows in removed.items():
+            s.remember(rid, rows)
+    shards = S.site_shards(scenario, site)
+    labels = S.scenario_dataset(scenario).train.labels[shards.train_rows]
+    reply = ConfigRecord({
+        "site": site, "train-size": len(shards.train_rows), "pool-size": len(s.pool()),
+        "test-size": len(shards.test_rows), "prevalence": float(labels.float().mean()) if len(labels) else 0.0,
+    })
+    return Message(RecordDict({"site": reply}), reply_to=msg)
+
+
+def _train_reply(msg: Message, model: torch.nn.Module, n: int, loss: float, seconds: float, images: int,
+                 info: ConfigRecord) -> Message:
+    metrics = MetricRecord({"num-examples": n, "train-loss": loss, "seconds": seconds, "images": images})
+    return Message(RecordDict({"arrays": to_arrays(model), "metrics": metrics, "info": info}), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    s = _Site(context)
+    server_round = int(msg.content["config"]["server-round"])
+    mu = float(msg.content["config"].get("proximal-mu", 0.0))
+    model = s.model_from(msg)
+    pool = s.pool()
+    stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=mu)
+    s.audit(server_round, "train", stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long)))
+    loss = stats.epoch_losses[-1] if stats.epoch_losses else float("nan")
+    info = ConfigRecord({"site": s.site, "kind": "train"})
+    return _train_reply(msg, model, len(pool), loss, stats.seconds, stats.images, info)
+
+
+@app.train("unlearn")
+def unlearn(msg: Message, context: Context) -> Message:
+    s = _Site(context)
+    cfg = msg.content["config"]
+    server_round = int(cfg["server-round"])
+    requests = s.scenario.deletion.requests
+    done = s.forgotten()
+    pool = s.pool()
+    new_rows = []
+    for rid in [int(r) for r in cfg["request-ids"]]:
+        if rid in done:  # a retried request keeps the rows chosen the first time
+            new_rows.append(done[rid])
+            continue
+        rows = S.select_request_rows(s.scenario, s.site, requests[rid], pool)
+        s.remember(rid, rows)  # from now on these rows are out of the training pool, whatever happens next
+        pool = S.remove(pool, rows)
+        new_rows.append(rows)
+    forget = torch.unique(torch.cat(new_rows))
+    retain = s.pool()
+    model = s.model_from(msg)
+    t0 = time.perf_counter()
+    before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
+    result = S.local_unlearn(model, s.scenario, s.site, forget, retain, server_round,
+                             device=s.device, fresh_model=s.fresh_model)
+    after = S.forget_report(result.model, s.scenario, s.site, forget, retain, device=s.device)
+    for phase, rows in result.stats.trained_rows.items():
+        s.audit(server_round, f"unlearn-{phase}", rows)
+    info = ConfigRecord({
+        "site": s.site, "kind": "unlearn", "method": result.method, "request-ids": [int(r) for r in cfg["request-ids"]],
+        "forget-count": len(forget), "retain-count": len(retain), "unlearn-seconds": result.seconds,
+        "unlearn-images": result.stats.images, "mask-fraction": result.mask_fraction if result.mask_fraction is not None else -1.0,
+        **{f"before.{k}": v for k, v in before.items()}, **{f"after.{k}": v for k, v in after.items()},
+    })
+    loss = result.stats.epoch_losses[-1] if result.stats.epoch_losses else float("nan")
+    return _train_reply(msg, result.model, len(retain), loss, time.perf_counter() - t0, result.stats.images, info)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    s = _Site(context)
+    model = s.model_from(msg)
+    conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
+    metrics = MetricRecord({"num-examples": conf.n, **conf.as_dict()})
+    forget = ConfigRecord({"site": s.site})
+    retain = s.pool()
+    # Under Federated Retrain the same forget sets are tracked, though they were never trained on.
+    for rid, rows in s.forgotten().items():
+        for k, v in S.forget_report(model, s.scenario, s.site, rows, retain, device=s.device).items():
+            forget[f"r{rid}.{k}"] = v
+    return Message(RecordDict({"metrics": metrics, "forget": forget}), reply_to=msg)

@@ -1,0 +1,173 @@
+"""The ServerApp: maps sites to nodes, runs the deletion-aware strategy, tracks risk.
+
+It only coordinates: evaluation, recording and plotting are plain functions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from safetensors.torch import save_file
+
+from fedunlearn.engine import resolve_device
+from fedunlearn.engine.device import prepare_model
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.evaluation import EvalSet, predict_sets, split_metrics
+from fedunlearn.federated.plot import risk_figure
+from fedunlearn.federated.recorder import RunRecorder
+from fedunlearn.federated.scenario import Scenario, load_scenario, scenario_to_yaml
+from fedunlearn.federated.site import scenario_dataset
+from fedunlearn.federated.strategy import FederationPlan, make_strategy
+from fedunlearn.federated.transport import load_arrays, to_arrays
+from fedunlearn.io import atomic_write_text, build_manifest, now_iso, write_manifest
+from fedunlearn.metrics import RiskCosts
+from fedunlearn.models import build_model
+from fedunlearn.progress import Progress
+
+NODE_WAIT_S = 300.0
+
+
+def wait_for_nodes(grid: Grid, n: int, timeout: float = NODE_WAIT_S) -> list[int]:
+    """Nodes register asynchronously: wait until ``n`` are connected."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < n:
+        if time.monotonic() > deadline:
+            raise FedunlearnError(f"only {len(nodes)} of {n} hospital nodes connected within {timeout:.0f}s; "
+                                  "check that the federation starts one SuperNode per site")
+        time.sleep(0.2)
+    return nodes
+
+
+def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunRecorder) -> dict[int, int]:
+    """Send the scenario to every node; each answers with its partition id. Returns site -> node id."""
+    nodes = wait_for_nodes(grid, scenario.sites.count)
+    cfg = ConfigRecord({"scenario": json.dumps(scenario.model_dump(mode="json")), "run-dir": str(run_dir)})
+    replies = list(grid.send_and_receive([Message(RecordDict({"config": cfg}), n, "query.setup") for n in nodes]))
+    node_of: dict[int, int] = {}
+    for reply in replies:
+        if reply.has_error():
+            raise FedunlearnError(f"a hospital failed its setup: {reply.error.reason}")
+        info = reply.content["site"]
+        site = int(info["site"])
+        node_of[site] = reply.metadata.src_node_id
+        recorder.metrics(0, scenario.sites.site_name(site), "setup",
+                         {"train_size": info["train-size"], "test_size": info["test-size"],
+                          "prevalence": info["prevalence"], "pool_size": info["pool-size"]})
+    missing = sorted(set(range(scenario.sites.count)) - set(node_of))
+    if missing:
+        raise FedunlearnError(f"no node answered for site(s) {missing}; the federation must have one node per site")
+    return node_of
+
+
+class ServerEvaluator:
+    """``evaluate_fn`` of the strategy: global metrics on the server's test (and val) split, and progress."""
+
+    def __init__(self, scenario: Scenario, recorder: RunRecorder, strategy, progress: Progress) -> None:
+        self.scenario, self.recorder, self.strategy, self.progress = scenario, recorder, strategy, progress
+        self.device = resolve_device(scenario.device)
+        self.model = prepare_model(build_model(scenario.model), self.device)
+        data = scenario_dataset(scenario)
+        self.sets = {"test": EvalSet(data.split("test").images, data.split("test").labels)}
+        if scenario.evaluation.server_val:
+            self.sets["val"] = EvalSet(data.split("val").images, data.split("val").labels)
+        self.costs = RiskCosts(scenario.evaluation.c_fp, scenario.evaluation.c_fn)
+        self.last_arrays: ArrayRecord | None = None
+
+    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        t0 = time.perf_counter()
+        self.last_arrays = arrays
+        load_arrays(self.model, arrays)
+        preds = predict_sets(self.model, self.sets, device=self.device)
+        for phase, p in preds.items():
+            self.recorder.metrics(server_round, "global", phase, split_metrics(p, self.costs))
+        seconds = dict(getattr(self.strategy, "round_seconds", {}))
+        seconds["server_eval"] = time.perf_counter() - t0
+        if server_round > 0:
+            self.recorder.metrics(server_round, "global", "timing", {f"{k}_seconds": v for k, v in seconds.items()})
+            self.strategy.round_seconds = {}
+        self.recorder.flush()
+        self._report(server_round)
+        test = split_metrics(preds["test"], self.costs)
+        return MetricRecord({k: v for k, v in test.items() if v == v})  # drop NaN
+
+    def _report(self, server_round: int) -> None:
+        rec, total = self.recorder, self.scenario.training.rounds
+        line = (f"round {server_round:>3}/{total}  global Risk II {rec.value(server_round, 'global', 'test', 'risk_2'):.3f}"
+                f"  FNR {rec.value(server_round, 'global', 'test', 'fnr'):.3f}"
+                f"  BAC {rec.value(server_round, 'global', 'test', 'bac'):.3f}")
+        deleted = [r for r in self.scenario.deletion.requests if r.round == server_round]
+        if deleted and not self.scenario.retrain:
+            line += "  deletion: " + ", ".join(f"{self.scenario.sites.site_name(r.site)} {r.fraction:.0%}" for r in deleted)
+            line += f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})"
+        self.progress(line)
+
+
+def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress) -> None:
+    """The whole run, from setup to the files of the run directory."""
+    started = now_iso()
+    t0 = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recorder = RunRecorder(run_dir, scenario.deletion.method, progress)
+    recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count, rounds=scenario.training.rounds)
+    node_of = setup_sites(grid, scenario, run_dir, recorder)
+    plan = FederationPlan(scenario, node_of)
+    strategy = make_strategy(scenario, plan, recorder)
+    evaluator = ServerEvaluator(scenario, recorder, strategy, progress)
+    initial = prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu"))
+    progress(f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "
+             f"{scenario.training.strategy}, deletions by {scenario.deletion.method}")
+    result = strategy.start(grid=grid, initial_arrays=to_arrays(initial), num_rounds=scenario.training.rounds,
+                            train_config=ConfigRecord({"lr": scenario.training.lr}), evaluate_fn=evaluator)
+    final = result.arrays if result.arrays is not None else evaluator.last_arrays
+    state = load_arrays(build_model(scenario.model), final).state_dict()
+    tmp = run_dir / ".model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(run_dir / "model.safetensors")
+    for site, rids in plan.pending.items():
+        if rids:
+            recorder.event("deletion-pending-at-end", scenario.training.rounds, site=plan.name(site), requests=rids)
+    recorder.flush()
+    deletion_rounds = [r.round for r in scenario.deletion.requests] if not scenario.retrain else []
+    risk_figure(recorder.table(), deletion_rounds, f"{scenario.name}: {scenario.deletion.method}", run_dir / "risk.png")
+    recorder.event("run-complete", scenario.training.rounds, seconds=time.perf_counter() - t0)
+    data = scenario_dataset(scenario)
+    device = resolve_device(scenario.device)
+    write_manifest(run_dir, build_manifest(
+        kind="federated-run", complete=True, started=started, finished=now_iso(),
+        seconds=time.perf_counter() - t0, scenario=scenario.name, seed=scenario.seed,
+        method=scenario.deletion.method, device=str(device),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        data=data.provenance.to_dict(), sites={plan.name(s): n for s, n in sorted(node_of.items())},
+    ))
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Entry point for ``flwr run .``: run config keys ``scenario``, ``run-dir``, ``overrides``."""
+    cfg = context.run_config
+    overrides = [o for o in str(cfg.get("overrides", "")).split(";") if o.strip()]
+    scenario_path = Path(str(cfg.get("scenario", "configs/quickstart.yaml")))
+    scenario = load_scenario(scenario_path, overrides)
+    run_dir = Path(str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
+    run_federation(grid, scenario, run_dir, Progress())
+
+
+def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress) -> ServerApp:
+    """A ServerApp bound to an already validated scenario (used by ``fedunlearn run``)."""
+    bound = ServerApp()
+
+    @bound.main()
+    def _main(grid: Grid, context: Context) -> None:
+        run_federation(grid, scenario, run_dir, progress)
+
+    return bound

@@ -1,0 +1,197 @@
+"""A hospital's data and work, with no Flower in sight.
+
+The ClientApp only translates messages into these calls. A site holds a shard
+of the training split (its training pool) and a local test shard drawn from
+the validation split with the same population (size share and malignancy
+prevalence), so that per-site risk is measured on data like the site's own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, partition, select_forget
+from fedunlearn.engine import Phase, TrainConfig, TrainStats, train
+from fedunlearn.engine.losses import WeightedCE, class_weights
+from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, unlearning_report
+from fedunlearn.federated.scenario import ForgetRequest, Scenario
+from fedunlearn.metrics import Confusion, RiskCosts
+from fedunlearn.unlearning import UnlearnResult, UnlearnTask, resolve_config, unlearn
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(dataset: str, size: int, root: str | None, synthetic: tuple[int, int, int, float], seed: int) -> BinaryDataset:
+    n_train, n_val, n_test, prevalence = synthetic
+    spec = SyntheticSpec(n_train=n_train, n_val=n_val, n_test=n_test, size=size, prevalence=prevalence, seed=seed)
+    return load_dataset(dataset, size, root, synthetic=spec)
+
+
+def scenario_dataset(scenario: Scenario) -> BinaryDataset:
+    """The scenario's dataset, loaded once per process and shared by every site in it."""
+    d = scenario.data
+    syn = d.synthetic
+    return _dataset(d.dataset, d.size, d.root, (syn.n_train, syn.n_val, syn.n_test, syn.prevalence), scenario.seed)
+
+
+@dataclass(frozen=True)
+class SiteShards:
+    """Row indices of one site: its training shard and its local test shard."""
+
+    site: int
+    name: str
+    train_rows: torch.Tensor
+    test_rows: torch.Tensor
+
+
+def _partition_params(scenario: Scenario) -> dict:
+    s = scenario.sites
+    if s.partition == "dirichlet":
+        return {"alpha": s.alpha}
+    if s.partition == "quantity":
+        return {"sizes": list(s.sizes or ())}
+    if s.partition == "explicit":
+        return {"sizes": list(s.sizes or ()), "prevalence": list(s.prevalence or ())}
+    return {}
+
+
+def mix_seed(*parts: int) -> int:
+    """A process-independent seed from integers (Python's ``hash`` of strings is salted per process)."""
+    return int(np.random.SeedSequence([int(p) % (2**32) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+_SHARDS: dict[str, tuple[SiteShards, ...]] = {}
+
+
+def _all_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
+    key = scenario.model_dump_json(include={"seed", "data", "sites"})
+    if key not in _SHARDS:
+        _SHARDS[key] = _compute_shards(scenario)
+    return _SHARDS[key]
+
+
+def _compute_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
+    data = scenario_dataset(scenario)
+    s = scenario.sites
+    train_parts = partition(data.train.labels, s.count, s.partition, seed=scenario.seed, **_partition_params(scenario))
+    val = data.split("val")
+    if s.partition == "iid":
+        test_parts = partition(val.labels, s.count, "iid", seed=scenario.seed + 1)
+    else:
+        # Mirror each site's population: same share of the split, same prevalence.
+        n = len(data.train)
+        sizes = [len(p) / n for p in train_parts]
+        prev = [float(data.train.labels[p].float().mean()) if len(p) else 0.0 for p in train_parts]
+        test_parts = partition(val.labels, s.count, "explicit", seed=scenario.seed + 1, sizes=sizes, prevalence=prev)
+    return tuple(
+        SiteShards(k, s.site_name(k), train_parts[k], test_parts[k]) for k in range(s.count)
+    )
+
+
+def site_shards(scenario: Scenario, site: int) -> SiteShards:
+    """Deterministic shards of ``site``: the same in every process for the same scenario."""
+    return _all_shards(scenario)[site]
+
+
+def forget_seed(scenario: Scenario, site: int, request: ForgetRequest) -> int:
+    return mix_seed(scenario.seed, site, request.seed, 11)
+
+
+def select_request_rows(scenario: Scenario, site: int, request: ForgetRequest, pool: torch.Tensor) -> torch.Tensor:
+    """The training rows a request withdraws, chosen on site from its current pool."""
+    labels = scenario_dataset(scenario).train.labels[pool]
+    spec = ForgetSpec(request.fraction, request.mode, seed=forget_seed(scenario, site, request))
+    return pool[select_forget(labels, spec)]
+
+
+def requests_of(scenario: Scenario, site: int) -> list[tuple[int, ForgetRequest]]:
+    """This site's requests with their ids, in the order they are applied."""
+    ordered = sorted(enumerate(scenario.deletion.requests), key=lambda t: (t[1].round, t[0]))
+    return [(i, r) for i, r in ordered if r.site == site]
+
+
+def remove(pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    return pool[~torch.isin(pool, rows)]
+
+
+def local_train_config(scenario: Scenario, prox_mu: float = 0.0) -> TrainConfig:
+    t = scenario.training
+    return TrainConfig(epochs=t.local_epochs, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                       batch_size=t.batch_size, augment=t.augment, lr_schedule="constant", prox_mu=prox_mu)
+
+
+def round_generator(scenario: Scenario, site: int, server_round: int, salt: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(mix_seed(scenario.seed, site, server_round, salt))
+
+
+def local_train(model: nn.Module, scenario: Scenario, site: int, pool: torch.Tensor, server_round: int,
+                *, device: torch.device, prox_mu: float = 0.0) -> TrainStats:
+    """One round of local training on the site's current pool (retain data only)."""
+    train_split = scenario_dataset(scenario).train
+    phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(class_weights(train_split.labels[pool])))
+    return train(model, [phase], local_train_config(scenario, prox_mu), device=device,
+                 generator=round_generator(scenario, site, server_round), track_rows=True)
+
+
+def local_unlearn(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
+                  server_round: int, *, device: torch.device, fresh_model) -> UnlearnResult:
+    """The site's unlearning pass, from the current global model, on its own forget and retain rows."""
+    train_split = scenario_dataset(scenario).train
+    method = scenario.deletion.method
+    task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
+    return unlearn(method, model, task, device=device, seed=mix_seed(scenario.seed, site, server_round, 7),
+                   config=resolve_config(method, scenario.deletion.unlearn), fresh_model=fresh_model,
+                   retrain_config=local_train_config(scenario), track_rows=True)
+
+
+def local_test_confusion(model: nn.Module, scenario: Scenario, site: int, *, device: torch.device) -> Confusion:
+    val = scenario_dataset(scenario).split("val")
+    shards = site_shards(scenario, site)
+    preds = predict_sets(model, {"t": EvalSet(val.images, val.labels, shards.test_rows)}, device=device)
+    return confusion_of(preds["t"])
+
+
+def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
+                  *, device: torch.device) -> dict[str, float]:
+    """Forget-set metrics computed on site (UBAC, UA, MIA efficacy, forget FNR): aggregates only."""
+    data = scenario_dataset(scenario)
+    val = data.split("val")
+    shards = site_shards(scenario, site)
+    sets = {
+        "forget": EvalSet(data.train.images, data.train.labels, forget),
+        "retain": EvalSet(data.train.images, data.train.labels, retain),
+        "test": EvalSet(val.images, val.labels, shards.test_rows),
+    }
+    e = scenario.evaluation
+    report = unlearning_report(predict_sets(model, sets, device=device), RiskCosts(e.c_fp, e.c_fn), e.mia)
+    f = report["forget"]
+    return {"ubac": f["ubac"], "ua": f["ua"], "mia_efficacy": f["mia_efficacy"], "forget_fnr": f["fnr"],
+            "forget_count": float(len(forget))}
+
+
+def initial_pool(scenario: Scenario, site: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """The site's starting pool; under Federated Retrain every forget set is removed up front."""
+    pool = site_shards(scenario, site).train_rows
+    removed: dict[int, torch.Tensor] = {}
+    if scenario.retrain:
+        for rid, req in requests_of(scenario, site):
+            rows = select_request_rows(scenario, site, req, pool)
+            removed[rid] = rows
+            pool = remove(pool, rows)
+    return pool, removed
+
+
+def as_int_list(rows: torch.Tensor) -> list[int]:
+    return [int(v) for v in rows.tolist()]
+
+
+def pool_after(scenario: Scenario, site: int, forgotten: Sequence[torch.Tensor]) -> torch.Tensor:
+    pool = site_shards(scenario, site).train_rows
+    for rows in forgotten:
+        pool = remove(pool, rows)
+    return pool

@@ -1,0 +1,93 @@
+"""Writing results: atomic files and the run manifest.
+
+Every result file is written to a temporary sibling and renamed into place,
+so a reader never sees a half-written file, and a run directory only gets its
+``manifest.json`` (with ``complete: true``) once everything else is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_PACKAGES = ("fedunlearn", "torch", "flwr", "ray", "numpy", "pandas", "medmnist", "scikit-learn")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide a result."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def git_commit() -> str | None:
+    """The fedunlearn checkout's commit, when it runs from one."""
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_manifest(**fields: Any) -> dict[str, Any]:
+    """A manifest: the caller's fields plus versions, platform and commit."""
+    base: dict[str, Any] = {
+        "fedunlearn_commit": git_commit(),
+        "versions": versions(),
+        "platform": platform.platform(),
+    }
+    base.update(fields)
+    return base
+
+
+def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    atomic_write_json(Path(run_dir) / "manifest.json", dict(manifest))

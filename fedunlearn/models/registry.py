@@ -1,0 +1,43 @@
+"""Name -> model factory, with an error that lists the valid names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fedunlearn.models.resnet import resnet18
+from fedunlearn.models.small_cnn import SmallCNN
+
+ModelFactory = Callable[..., nn.Module]
+
+_REGISTRY: dict[str, ModelFactory] = {
+    "resnet18": resnet18,
+    "small-cnn": SmallCNN,
+}
+MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def get_model_factory(name: str) -> ModelFactory:
+    """Return the factory registered under ``name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown; the message lists the valid names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
+
+
+def build_model(name: str, *, num_classes: int = 2, in_channels: int = 3, seed: int | None = None) -> nn.Module:
+    """Build a freshly initialised model; ``seed`` makes the initial weights reproducible."""
+    factory = get_model_factory(name)
+    if seed is None:
+        return factory(num_classes=num_classes, in_channels=in_channels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(num_classes=num_classes, in_channels=in_channels)
