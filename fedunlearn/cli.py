@@ -17,10 +17,50 @@ def _add_data_root(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from fedunlearn.data import fetch
+    from fedunlearn.data import fetch, file_md5, get_dataset_spec, resolve_root
 
-    path = fetch(args.dataset, args.size, args.data_root)
-    print(path)
+    spec = get_dataset_spec(args.dataset)
+    path = resolve_root(args.data_root) / spec.filename(args.size)
+    if args.if_present_ok and path.is_file():
+        official = file_md5(path) == spec.md5(args.size)
+        print(f"{path} (present; {'official' if official else 'NOT the official file: results will say so'})")
+        return 0
+    print(fetch(args.dataset, args.size, args.data_root))
+    return 0
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario YAML file, e.g. configs/quickstart.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key, e.g. --set training.rounds=5 (repeatable)")
+    p.add_argument("--data-root", default=None, help="overrides data.root of the scenario")
+
+
+def _load(args: argparse.Namespace):
+    from fedunlearn.federated.scenario import load_scenario
+
+    overrides = list(args.overrides)
+    if args.data_root:
+        overrides.append(f"data.root={args.data_root}")
+    return load_scenario(args.scenario, overrides)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    scenario = _load(args)
+    print(f"{args.scenario}: valid ({scenario.sites.count} sites, {scenario.training.rounds} rounds, "
+          f"{len(scenario.deletion.requests)} deletion request(s), method {scenario.deletion.method})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from fedunlearn.federated.simulation import run_scenario
+
+    scenario = _load(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = run_scenario(scenario, out, quiet=args.quiet, verbose=args.verbose)
+    print(run_dir)
     return 0
 
 
@@ -57,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data.add_parser("fetch", help="download an official .npz and check its MD5")
     fetch.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "synthetic"])
     fetch.add_argument("--size", type=int, default=28, choices=SIZES)
+    fetch.add_argument("--if-present-ok", action="store_true",
+                       help="do nothing when a file is already there (its MD5 is still reported)")
     _add_data_root(fetch)
     fetch.set_defaults(func=_cmd_fetch)
 
@@ -80,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     cen.add_argument("--quiet", action="store_true")
     _add_data_root(cen)
     cen.set_defaults(func=_cmd_centralized)
+
+    run = sub.add_parser("run", help="run a federated scenario on Flower's simulation engine (Ray)")
+    _scenario_args(run)
+    run.add_argument("--out", default=None, help="run directory (default runs/NAME-TIMESTAMP); must be new or empty")
+    run.add_argument("--quiet", action="store_true", help="no progress lines (for scripts)")
+    run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's own logs")
+    run.set_defaults(func=_cmd_run)
+
+    val = sub.add_parser("validate", help="check a scenario file without running it")
+    _scenario_args(val)
+    val.set_defaults(func=_cmd_validate)
     return parser
 
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fedunlearn.errors import FedunlearnError
+
 __all__ = [
     "DATASETS",
     "DATASET_NAMES",
@@ -35,7 +37,7 @@ SIZES: tuple[int, ...] = (28, 64, 128, 224)
 """Image sizes (pixels per side) published by MedMNIST+."""
 
 
-class DataError(Exception):
+class DataError(FedunlearnError):
     """A data problem, told in one line that names the problem and the fix."""
 
 

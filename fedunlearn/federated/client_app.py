@@ -98,7 +98,7 @@ def setup(msg: Message, context: Context) -> Message:
         for rid, rows in removed.items():
             s.remember(rid, rows)
     shards = S.site_shards(scenario, site)
-    labels = S.scenario_dataset(scenario).train.labels[shards.train_rows]
+    labels = S.scenario_dataset(scenario, quiet=True).train.labels[shards.train_rows]
     reply = ConfigRecord({
         "site": site, "train-size": len(shards.train_rows), "pool-size": len(s.pool()),
         "test-size": len(shards.test_rows), "prevalence": float(labels.float().mean()) if len(labels) else 0.0,

@@ -55,8 +55,11 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
     from fedunlearn.federated.client_app import app as client_app
     from fedunlearn.federated.server_app import make_server_app
 
+    from fedunlearn.federated.site import scenario_dataset
+
     run_dir = Path(run_dir).resolve()
     prepare_run_dir(run_dir)
+    scenario_dataset(scenario)  # fail here, before Ray starts, if the data is missing or broken; warn once
     atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
     atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name,
                                                   "note": "run in progress or interrupted; results are not final"})

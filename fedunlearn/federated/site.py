@@ -9,6 +9,7 @@ prevalence), so that per-site risk is measured on data like the site's own.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, partition, select_forget
+from fedunlearn.data import (
+    BinaryDataset,
+    ForgetSpec,
+    SyntheticSpec,
+    UnofficialDataWarning,
+    load_dataset,
+    partition,
+    select_forget,
+)
 from fedunlearn.engine import Phase, TrainConfig, TrainStats, train
 from fedunlearn.engine.losses import WeightedCE, class_weights
 from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, unlearning_report
@@ -32,11 +41,18 @@ def _dataset(dataset: str, size: int, root: str | None, synthetic: tuple[int, in
     return load_dataset(dataset, size, root, synthetic=spec)
 
 
-def scenario_dataset(scenario: Scenario) -> BinaryDataset:
-    """The scenario's dataset, loaded once per process and shared by every site in it."""
+def scenario_dataset(scenario: Scenario, *, quiet: bool = False) -> BinaryDataset:
+    """The scenario's dataset, loaded once per process and shared by every site in it.
+
+    ``quiet`` silences the unofficial-file warning (the sites set it: the driver
+    has warned once already, and the manifest records the MD5).
+    """
     d = scenario.data
     syn = d.synthetic
-    return _dataset(d.dataset, d.size, d.root, (syn.n_train, syn.n_val, syn.n_test, syn.prevalence), scenario.seed)
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", UnofficialDataWarning)
+        return _dataset(d.dataset, d.size, d.root, (syn.n_train, syn.n_val, syn.n_test, syn.prevalence), scenario.seed)
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ def _all_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
 
 
 def _compute_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
-    data = scenario_dataset(scenario)
+    data = scenario_dataset(scenario, quiet=True)
     s = scenario.sites
     train_parts = partition(data.train.labels, s.count, s.partition, seed=scenario.seed, **_partition_params(scenario))
     val = data.split("val")
@@ -104,7 +120,7 @@ def forget_seed(scenario: Scenario, site: int, request: ForgetRequest) -> int:
 
 def select_request_rows(scenario: Scenario, site: int, request: ForgetRequest, pool: torch.Tensor) -> torch.Tensor:
     """The training rows a request withdraws, chosen on site from its current pool."""
-    labels = scenario_dataset(scenario).train.labels[pool]
+    labels = scenario_dataset(scenario, quiet=True).train.labels[pool]
     spec = ForgetSpec(request.fraction, request.mode, seed=forget_seed(scenario, site, request))
     return pool[select_forget(labels, spec)]
 
@@ -132,7 +148,7 @@ def round_generator(scenario: Scenario, site: int, server_round: int, salt: int 
 def local_train(model: nn.Module, scenario: Scenario, site: int, pool: torch.Tensor, server_round: int,
                 *, device: torch.device, prox_mu: float = 0.0) -> TrainStats:
     """One round of local training on the site's current pool (retain data only)."""
-    train_split = scenario_dataset(scenario).train
+    train_split = scenario_dataset(scenario, quiet=True).train
     phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(class_weights(train_split.labels[pool])))
     return train(model, [phase], local_train_config(scenario, prox_mu), device=device,
                  generator=round_generator(scenario, site, server_round), track_rows=True)
@@ -141,7 +157,7 @@ def local_train(model: nn.Module, scenario: Scenario, site: int, pool: torch.Ten
 def local_unlearn(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
                   server_round: int, *, device: torch.device, fresh_model) -> UnlearnResult:
     """The site's unlearning pass, from the current global model, on its own forget and retain rows."""
-    train_split = scenario_dataset(scenario).train
+    train_split = scenario_dataset(scenario, quiet=True).train
     method = scenario.deletion.method
     task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
     return unlearn(method, model, task, device=device, seed=mix_seed(scenario.seed, site, server_round, 7),
@@ -150,7 +166,7 @@ def local_unlearn(model: nn.Module, scenario: Scenario, site: int, forget: torch
 
 
 def local_test_confusion(model: nn.Module, scenario: Scenario, site: int, *, device: torch.device) -> Confusion:
-    val = scenario_dataset(scenario).split("val")
+    val = scenario_dataset(scenario, quiet=True).split("val")
     shards = site_shards(scenario, site)
     preds = predict_sets(model, {"t": EvalSet(val.images, val.labels, shards.test_rows)}, device=device)
     return confusion_of(preds["t"])
@@ -159,7 +175,7 @@ def local_test_confusion(model: nn.Module, scenario: Scenario, site: int, *, dev
 def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
                   *, device: torch.device) -> dict[str, float]:
     """Forget-set metrics computed on site (UBAC, UA, MIA efficacy, forget FNR): aggregates only."""
-    data = scenario_dataset(scenario)
+    data = scenario_dataset(scenario, quiet=True)
     val = data.split("val")
     shards = site_shards(scenario, site)
     sets = {
