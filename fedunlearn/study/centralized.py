@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fedunlearn.data import BinaryDataset, ForgetSpec, load_dataset, select_forget
+from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, select_forget
 from fedunlearn.engine import Phase, TrainConfig, predict, resolve_device, train
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.engine.losses import WeightedCE, class_weights
@@ -48,6 +48,7 @@ class StudyConfig:
     costs: RiskCosts = field(default_factory=RiskCosts)
     mia_variant: str = "confidence"
     device: str = "auto"
+    synthetic: SyntheticSpec | None = None
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -90,7 +91,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
     progress = progress or Progress()
     started = now_iso()
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.size, cfg.data_root)
+    data = load_dataset(cfg.dataset, cfg.size, cfg.data_root, synthetic=cfg.synthetic)
     test = data.split("test")
     train_split = data.train
     rows: list[dict] = []

@@ -10,7 +10,7 @@ import torch
 from fedunlearn.data import BinaryDataset, SyntheticSpec, make_synthetic
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Small convolutions run faster (and steadier on a shared 2-core box) on one thread."""
     before = torch.get_num_threads()
