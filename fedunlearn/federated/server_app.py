@@ -24,7 +24,7 @@ from fedunlearn.federated.scenario import Scenario, load_scenario, scenario_to_y
 from fedunlearn.federated.site import scenario_dataset
 from fedunlearn.federated.strategy import FederationPlan, make_strategy
 from fedunlearn.federated.transport import load_arrays, to_arrays
-from fedunlearn.io import atomic_write_text, build_manifest, now_iso, write_manifest
+from fedunlearn.io import atomic_write_json, atomic_write_text, build_manifest, now_iso, write_manifest
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
@@ -107,6 +107,21 @@ class ServerEvaluator:
         self.progress(line)
 
 
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to mix two runs in one directory."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FedunlearnError(f"run directory {run_dir} is not empty; pass another --out or remove it")
+
+
+def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
+    """A new run directory: the resolved scenario first, and a manifest that says 'incomplete' until the end."""
+    check_new_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
+    atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name,
+                                                  "note": "run in progress or interrupted; results are not final"})
+
+
 def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress) -> None:
     """The whole run, from setup to the files of the run directory."""
     started = now_iso()
@@ -149,17 +164,27 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
 app = ServerApp()
 
 
+def _scenario_path(value: str) -> Path:
+    """Relative paths: from the current directory, else from the Flower App directory
+    (under `flwr run` that is the installed FAB, which carries configs/)."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.is_file():
+        return path
+    bundled = Path(__file__).resolve().parents[2] / path
+    return bundled if bundled.is_file() else path
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Entry point for ``flwr run .``: run config keys ``scenario``, ``run-dir``, ``overrides``."""
     cfg = context.run_config
     overrides = [o for o in str(cfg.get("overrides", "")).split(";") if o.strip()]
-    scenario_path = Path(str(cfg.get("scenario", "configs/quickstart.yaml")))
-    scenario = load_scenario(scenario_path, overrides)
+    scenario = load_scenario(_scenario_path(str(cfg.get("scenario") or "configs/quickstart.yaml")), overrides)
     run_dir = Path(str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
-    run_federation(grid, scenario, run_dir, Progress())
+    start_run_dir(run_dir, scenario)
+    progress = Progress()
+    progress(f"run directory: {run_dir}")
+    run_federation(grid, scenario, run_dir, progress)
 
 
 def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress) -> ServerApp:

@@ -6,6 +6,7 @@ The run directory gets the resolved scenario first and ``manifest.json``
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,8 +18,7 @@ from typing import Any
 import torch
 
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.federated.scenario import Scenario, scenario_to_yaml
-from fedunlearn.io import atomic_write_json, atomic_write_text
+from fedunlearn.federated.scenario import Scenario
 from fedunlearn.progress import Progress
 
 
@@ -40,29 +40,20 @@ def backend_config(scenario: Scenario, ray_tmp: str) -> dict[str, Any]:
     return {"client_resources": client_resources(scenario), "init_args": init}
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Refuse to mix two runs in one directory."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FedunlearnError(f"run directory {run_dir} is not empty; pass another --out or remove it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verbose: bool = False) -> Path:
     """Run ``scenario`` through Flower's simulation engine with the Ray backend; returns ``run_dir``."""
     import ray
     from flwr.simulation import run_simulation
 
     from fedunlearn.federated.client_app import app as client_app
-    from fedunlearn.federated.server_app import make_server_app
+    from fedunlearn.federated.server_app import check_new_run_dir, make_server_app, start_run_dir
 
     from fedunlearn.federated.site import scenario_dataset
 
     run_dir = Path(run_dir).resolve()
-    prepare_run_dir(run_dir)
+    check_new_run_dir(run_dir)
     scenario_dataset(scenario)  # fail here, before Ray starts, if the data is missing or broken; warn once
-    atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
-    atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name,
-                                                  "note": "run in progress or interrupted; results are not final"})
+    start_run_dir(run_dir, scenario)
     ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp"))
     os.environ.setdefault("RAY_TMPDIR", ray_tmp)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -85,8 +76,6 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
             if ray.is_initialized():
                 ray.shutdown()
             shutil.rmtree(ray_tmp, ignore_errors=True)
-    import json
-
     manifest = json.loads((run_dir / "manifest.json").read_text())
     if not manifest.get("complete"):
         raise FedunlearnError(f"the simulation stopped before the end; {run_dir} is incomplete (see events.jsonl and the log above)")
