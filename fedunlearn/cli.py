@@ -48,7 +48,7 @@ def _load(args: argparse.Namespace):
 def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = _load(args)
     print(f"{args.scenario}: valid ({scenario.sites.count} sites, {scenario.training.rounds} rounds, "
-          f"{len(scenario.deletion.requests)} deletion request(s), method {scenario.deletion.method})")
+          f"{len(scenario.effective_requests)} deletion request(s), method {scenario.deletion.method})")
     return 0
 
 
@@ -81,6 +81,49 @@ def _cmd_centralized(args: argparse.Namespace) -> int:
     )
     run_study(cfg, Path(args.out), Progress(quiet=args.quiet))
     print((Path(args.out) / "summary.md").read_text())
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fedunlearn.progress import Progress
+    from fedunlearn.sweep import plan_sweep, run_sweep
+
+    overrides = list(args.overrides) + ([f"data.root={args.data_root}"] if args.data_root else [])
+    plan = plan_sweep(args.scenario, args.grid, args.out, overrides)
+    try:
+        outcome = run_sweep(plan, jobs=args.jobs, progress=Progress(quiet=args.quiet), timeout_s=args.run_timeout)
+    except KeyboardInterrupt:
+        print(f"fedunlearn: interrupted; finished runs are kept in {plan.out / 'runs'}: "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
+    if outcome.summary is not None:
+        print((plan.out / "summary.md").read_text())
+    if outcome.failed:
+        failed = "; ".join(f"{slug} ({why})" for slug, why in outcome.failed.items())
+        raise FedunlearnError(f"{len(outcome.failed)} of {len(plan.points)} grid point(s) failed: {failed}; "
+                              f"logs in {plan.out / 'logs'}; rerun the same command to retry only those")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from fedunlearn.report import build_report
+
+    print(build_report(args.dirs, args.out, args.format, allow_incomplete=args.allow_incomplete))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import time
+
+    from fedunlearn.bench import BenchSettings, run_bench
+    from fedunlearn.progress import Progress
+
+    out = Path(args.out) if args.out else Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = BenchSettings.smoke() if args.quick else BenchSettings.full()
+    root = Path(args.data_root) if args.data_root else None
+    table = run_bench(settings, out, root, Progress(quiet=args.quiet))
+    print(table.render())
+    print(f"\n{out / 'bench.csv'}")
     return 0
 
 
@@ -130,9 +173,53 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's own logs")
     run.set_defaults(func=_cmd_run)
 
+    sw = sub.add_parser(
+        "sweep", help="run a grid of scenarios (resumable) and summarise each method against Retrain",
+        description="Run the Cartesian product of the --grid values of a scenario, each point in DIR/runs/<slug>/, "
+        "then write DIR/summary.csv and DIR/summary.md (final-round metrics, mean ± std over seeds, gaps to "
+        "Federated Retrain). Rerunning the same command resumes: finished runs are kept, unfinished ones redone.")
+    _scenario_args(sw)
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="a scenario key path and its values, parsed as YAML scalars (repeatable; the points are the "
+                    "product), e.g. --grid deletion.method=salun-cra,rl,retrain --grid seed=0,1")
+    sw.add_argument("--out", required=True, help="sweep directory (created; reused to resume)")
+    sw.add_argument("--jobs", type=int, default=1,
+                    help="grid points run at once, each as its own `python -m fedunlearn run` subprocess with its own "
+                    "local Ray (default 1). Each local Ray sees every CPU of this machine, so N jobs share them; with "
+                    "ray.address set, every run joins that Ray cluster and uses the cluster's resources instead")
+    sw.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
+                    help="stop a run still going after this long; it counts as failed and is redone next time "
+                    "(default: no limit)")
+    sw.add_argument("--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    rep = sub.add_parser("report", help="one HTML (or Markdown) report on runs and sweeps",
+                         description="Compare finished runs: risk over rounds, final metrics, per-site risk, "
+                         "cost vs risk vs forgetting, provenance. Everything is computed from the runs' files.")
+    rep.add_argument("dirs", nargs="+", metavar="DIR", help="run directories and/or sweep directories (their runs/*)")
+    rep.add_argument("--out", default="report.html", help="report file (default report.html)")
+    rep.add_argument("--format", choices=("html", "md"), default=None,
+                     help="html: one self-contained file; md: Markdown with PNGs beside it (default: from --out)")
+    rep.add_argument("--allow-incomplete", action="store_true",
+                     help="leave unfinished runs out with a warning instead of refusing")
+    rep.set_defaults(func=_cmd_report)
+
     val = sub.add_parser("validate", help="check a scenario file without running it")
     _scenario_args(val)
     val.set_defaults(func=_cmd_validate)
+
+    ben = sub.add_parser("bench", help="performance benchmark: throughput, round overhead, erasure cost, memory",
+                         description="Measure local training throughput (engine vs a bare PyTorch loop vs the usual "
+                         "MedMNIST pipeline), the federation's per-round overhead at 2, 8 and 32 sites, the cost of a "
+                         "salun-cra erasure vs Federated Retrain, and peak memory of the server and a client actor. "
+                         "Prints one table and writes OUT/bench.csv (benchmark, variant, metric, value, unit).")
+    ben.add_argument("--data-root", default=None,
+                     help="folder with dermamnist.npz (and pathmnist.npz) at 28 px; synthetic data of the same "
+                     "size stand in for what is absent")
+    ben.add_argument("--out", default=None, help="output directory (default runs/bench-TIMESTAMP)")
+    ben.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of every benchmark (figures not meaningful)")
+    ben.add_argument("--quiet", action="store_true", help="no progress lines")
+    ben.set_defaults(func=_cmd_bench)
     return parser
 
 

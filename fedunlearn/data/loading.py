@@ -53,6 +53,9 @@ __all__ = [
 
 ENV_DATA_ROOT = "FEDUNLEARN_DATA_ROOT"
 CACHE_DIRNAME = ".fedunlearn-cache"
+#: Sizes that must be memory-mapped (too large to hold per process). Smaller sizes are memory-mapped
+#: too when the cache can be written (so the Ray actors of one machine share one copy through the
+#: page cache), and held in memory otherwise (a read-only data root).
 MMAP_SIZES: frozenset[int] = frozenset({128, 224})
 """Image sizes whose arrays are extracted once and memory-mapped, not held in RAM."""
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -274,6 +277,10 @@ def _check_labels(array: np.ndarray, key: str, n_images: int, spec: DatasetSpec,
     return labels
 
 
+class _CacheUnwritable(DataError):
+    """The extraction cache cannot be written (read-only data root)."""
+
+
 def _extract_member(path: Path, key: str, cache_dir: Path) -> np.ndarray:
     """Copy ``key.npy`` out of the archive once (streamed, atomically) and memory-map it."""
     target = cache_dir / f"{key}.npy"
@@ -286,7 +293,7 @@ def _extract_member(path: Path, key: str, cache_dir: Path) -> np.ndarray:
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".part")
     except OSError as exc:
-        raise DataError(
+        raise _CacheUnwritable(
             f"cannot write the extraction cache {cache_dir} ({exc.strerror or exc}); "
             "make the data root writable"
         ) from exc
@@ -310,6 +317,16 @@ def _extract_member(path: Path, key: str, cache_dir: Path) -> np.ndarray:
         return np.load(target, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise _corrupt(path, exc) from exc
+
+
+def _images(archive: Any, path: Path, key: str, cache_dir: Path, size: int) -> np.ndarray:
+    """Memory-mapped images where possible; in memory for small sizes when the cache is read-only."""
+    try:
+        return _extract_member(path, key, cache_dir)
+    except _CacheUnwritable:
+        if size in MMAP_SIZES:
+            raise
+        return archive[key]
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -354,7 +371,7 @@ def _read_splits(
                 raise DataError(f"{path} has {present[0]} but no {absent}; expected both for the {split} split")
             try:
                 raw_labels = archive[label_key]
-                raw_images = _extract_member(path, image_key, cache_dir) if size in MMAP_SIZES else archive[image_key]
+                raw_images = _images(archive, path, image_key, cache_dir, size)
             except _READ_ERRORS as exc:
                 raise _corrupt(path, exc) from exc
             images = _check_images(raw_images, image_key, size, path)

@@ -3,7 +3,8 @@
 Message types:
 
 - ``query.setup``: receive the scenario, report the site's partition id and sizes;
-- ``train``: one round of local training on the site's pool;
+- ``train``: one round of local training on the site's pool (first dropping the
+  rows of the requests in ``withdraw-ids``, accepted but unlearned later or never);
 - ``train.unlearn``: apply deletion requests (drop the rows for good, then run
   the unlearning method on the current global model);
 - ``evaluate``: confusion counts on the local test shard, plus forget-set
@@ -117,13 +118,40 @@ def train(msg: Message, context: Context) -> Message:
     s = _Site(context)
     server_round = int(msg.content["config"]["server-round"])
     mu = float(msg.content["config"].get("proximal-mu", 0.0))
+    withdraw = [int(r) for r in msg.content["config"].get("withdraw-ids", [])]
+    if withdraw:  # accepted requests leave the pool before any training, whenever they are unlearned
+        _withdraw(s, withdraw)
     model = s.model_from(msg)
     pool = s.pool()
     stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=mu)
     s.audit(server_round, "train", stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long)))
     loss = stats.epoch_losses[-1] if stats.epoch_losses else float("nan")
     info = ConfigRecord({"site": s.site, "kind": "train"})
+    if withdraw:
+        info["withdrawn-ids"] = withdraw
     return _train_reply(msg, model, len(pool), loss, stats.seconds, stats.images, info)
+
+
+def _withdraw(s: _Site, rids: list[int]) -> list[torch.Tensor]:
+    """Drop these requests' rows from the site's pool for good; returns each request's rows.
+
+    The rows are chosen on site from the current pool; a request withdrawn
+    before (or retried) keeps the rows chosen the first time, and a request
+    that finds the pool empty withdraws nothing.
+    """
+    requests = s.scenario.effective_requests
+    done = s.forgotten()
+    pool = s.pool()
+    chosen = []
+    for rid in rids:
+        if rid in done:
+            chosen.append(done[rid])
+            continue
+        rows = S.select_request_rows(s.scenario, s.site, requests[rid], pool)
+        s.remember(rid, rows)  # from now on these rows are out of the training pool, whatever happens next
+        pool = S.remove(pool, rows)
+        chosen.append(rows)
+    return chosen
 
 
 @app.train("unlearn")
@@ -131,21 +159,17 @@ def unlearn(msg: Message, context: Context) -> Message:
     s = _Site(context)
     cfg = msg.content["config"]
     server_round = int(cfg["server-round"])
-    requests = s.scenario.deletion.requests
-    done = s.forgotten()
-    pool = s.pool()
-    new_rows = []
-    for rid in [int(r) for r in cfg["request-ids"]]:
-        if rid in done:  # a retried request keeps the rows chosen the first time
-            new_rows.append(done[rid])
-            continue
-        rows = S.select_request_rows(s.scenario, s.site, requests[rid], pool)
-        s.remember(rid, rows)  # from now on these rows are out of the training pool, whatever happens next
-        pool = S.remove(pool, rows)
-        new_rows.append(rows)
-    forget = torch.unique(torch.cat(new_rows))
+    forget = torch.unique(torch.cat(_withdraw(s, [int(r) for r in cfg["request-ids"]])))
     retain = s.pool()
     model = s.model_from(msg)
+    if len(forget) == 0 or len(retain) == 0:
+        # No local pass when the pool was already empty (nothing to forget) or when the whole site left
+        # (nothing to retain: the methods weight their losses by retain-set class counts, 0/0 there).
+        # The weights go back unchanged and carry no weight; method "none" in the event says so.
+        info = ConfigRecord({"site": s.site, "kind": "unlearn", "method": "none",
+                             "request-ids": [int(r) for r in cfg["request-ids"]], "forget-count": len(forget),
+                             "retain-count": len(retain), "unlearn-seconds": 0.0, "unlearn-images": 0})
+        return _train_reply(msg, model, 0, float("nan"), 0.0, 0, info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
     result = S.local_unlearn(model, s.scenario, s.site, forget, retain, server_round,
@@ -165,6 +189,7 @@ def unlearn(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
+    t0 = time.perf_counter()
     s = _Site(context)
     model = s.model_from(msg)
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
@@ -175,4 +200,5 @@ def evaluate(msg: Message, context: Context) -> Message:
     for rid, rows in s.forgotten().items():
         for k, v in S.forget_report(model, s.scenario, s.site, rows, retain, device=s.device).items():
             forget[f"r{rid}.{k}"] = v
+    metrics["seconds"] = time.perf_counter() - t0  # the site's evaluate compute, for `fedunlearn bench`
     return Message(RecordDict({"metrics": metrics, "forget": forget}), reply_to=msg)

@@ -100,7 +100,7 @@ class ServerEvaluator:
         line = (f"round {server_round:>3}/{total}  global Risk II {rec.value(server_round, 'global', 'test', 'risk_2'):.3f}"
                 f"  FNR {rec.value(server_round, 'global', 'test', 'fnr'):.3f}"
                 f"  BAC {rec.value(server_round, 'global', 'test', 'bac'):.3f}")
-        deleted = [r for r in self.scenario.deletion.requests if r.round == server_round]
+        deleted = [r for r in self.scenario.effective_requests if r.round == server_round]
         if deleted and not self.scenario.retrain:
             line += "  deletion: " + ", ".join(f"{self.scenario.sites.site_name(r.site)} {r.fraction:.0%}" for r in deleted)
             line += f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})"
@@ -147,7 +147,7 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
         if rids:
             recorder.event("deletion-pending-at-end", scenario.training.rounds, site=plan.name(site), requests=rids)
     recorder.flush()
-    deletion_rounds = [r.round for r in scenario.deletion.requests] if not scenario.retrain else []
+    deletion_rounds = [r.round for r in scenario.effective_requests] if not scenario.retrain else []
     risk_figure(recorder.table(), deletion_rounds, f"{scenario.name}: {scenario.deletion.method}", run_dir / "risk.png")
     recorder.event("run-complete", scenario.training.rounds, seconds=time.perf_counter() - t0)
     data = scenario_dataset(scenario)

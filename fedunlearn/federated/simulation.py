@@ -30,8 +30,8 @@ def client_resources(scenario: Scenario) -> dict[str, float]:
     return {"num_cpus": float(scenario.ray.num_cpus_per_client), "num_gpus": float(gpus)}
 
 
-def backend_config(scenario: Scenario, ray_tmp: str) -> dict[str, Any]:
-    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+def backend_config(scenario: Scenario, ray_tmp: str, verbose: bool = False) -> dict[str, Any]:
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
     if scenario.ray.address:
         init["address"] = scenario.ray.address
     else:
@@ -57,9 +57,11 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
     ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp"))
     os.environ.setdefault("RAY_TMPDIR", ray_tmp)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if not verbose:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
-        os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
+        # Flower's own INFO/deprecation lines would bury the progress lines; failures still reach
+        # the server as error replies and are logged in events.jsonl.
+        logging.getLogger("flwr").setLevel(logging.ERROR)
     progress = Progress(quiet=quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -69,7 +71,7 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
                 client_app=client_app,
                 num_supernodes=scenario.sites.count,
                 backend_name="ray",
-                backend_config=backend_config(scenario, ray_tmp),
+                backend_config=backend_config(scenario, ray_tmp, verbose),
                 verbose_logging=verbose,
             )
         finally:

@@ -119,7 +119,9 @@ def forget_seed(scenario: Scenario, site: int, request: ForgetRequest) -> int:
 
 
 def select_request_rows(scenario: Scenario, site: int, request: ForgetRequest, pool: torch.Tensor) -> torch.Tensor:
-    """The training rows a request withdraws, chosen on site from its current pool."""
+    """The training rows a request withdraws, chosen on site from its current pool (none from an empty pool)."""
+    if len(pool) == 0:  # an earlier request took every row (the whole site left)
+        return pool
     labels = scenario_dataset(scenario, quiet=True).train.labels[pool]
     spec = ForgetSpec(request.fraction, request.mode, seed=forget_seed(scenario, site, request))
     return pool[select_forget(labels, spec)]
@@ -127,7 +129,7 @@ def select_request_rows(scenario: Scenario, site: int, request: ForgetRequest, p
 
 def requests_of(scenario: Scenario, site: int) -> list[tuple[int, ForgetRequest]]:
     """This site's requests with their ids, in the order they are applied."""
-    ordered = sorted(enumerate(scenario.deletion.requests), key=lambda t: (t[1].round, t[0]))
+    ordered = sorted(enumerate(scenario.effective_requests), key=lambda t: (t[1].round, t[0]))
     return [(i, r) for i, r in ordered if r.site == site]
 
 

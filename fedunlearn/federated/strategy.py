@@ -25,6 +25,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedYogi
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords, aggregate_metricrecords
 
+from fedunlearn.federated.policy import PolicySpec, fresh_global_arrays, get_policy
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.federated.site import mix_seed
@@ -35,11 +36,20 @@ _BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam, "fedyogi": F
 
 @dataclass
 class FederationPlan:
-    """Who is who, and what happens when: sites <-> node ids, sampling, pending deletions."""
+    """Who is who, and what happens when: sites <-> node ids, sampling, and the deletion policy's schedule.
+
+    A request is *accepted* in its round. From then on its site must not train on
+    its rows: the id waits in ``withdrawing`` until the site confirms it dropped
+    them (a ``withdraw-ids`` train message, or an unlearning message). It waits in
+    ``pending`` until the policy honours it: an unlearning pass reported applied
+    (``immediate``, ``batched``), or a reset of the global model (``retrain``).
+    """
 
     scenario: Scenario
     node_of: dict[int, int]
-    pending: dict[int, list[int]] = field(default_factory=dict)  # site -> request ids not yet applied
+    pending: dict[int, list[int]] = field(default_factory=dict)  # site -> request ids not yet honoured
+    withdrawing: dict[int, list[int]] = field(default_factory=dict)  # site -> accepted ids not yet confirmed dropped
+    accepted: set[int] = field(default_factory=set)
 
     def site_of(self, node_id: int) -> int:
         for site, node in self.node_of.items():
@@ -50,6 +60,10 @@ class FederationPlan:
     def name(self, site: int) -> str:
         return self.scenario.sites.site_name(site)
 
+    @property
+    def policy(self) -> PolicySpec:
+        return get_policy(self.scenario.deletion.policy)
+
     def sample(self, server_round: int) -> list[int]:
         """Sites training this round: a seeded draw, independent of random node ids."""
         t, n = self.scenario.training, self.scenario.sites.count
@@ -57,14 +71,56 @@ class FederationPlan:
         rng = np.random.default_rng(mix_seed(self.scenario.seed, server_round, 17))
         return sorted(int(s) for s in rng.choice(n, size=k, replace=False))
 
-    def deletions_at(self, server_round: int) -> dict[int, list[int]]:
-        """Requests due this round (and earlier ones still pending), by site; none under Retrain."""
+    def accept(self, server_round: int) -> None:
+        """Accept every request arrived by ``server_round`` (idempotent); none under Federated Retrain,
+        whose forget sets are removed before round 1."""
         if self.scenario.retrain:
-            return {}
-        for rid, req in enumerate(self.scenario.deletion.requests):
-            if req.round == server_round:
+            return
+        for rid, req in enumerate(self.scenario.effective_requests):
+            if req.round <= server_round and rid not in self.accepted:
+                self.accepted.add(rid)
                 self.pending.setdefault(req.site, []).append(rid)
+                self.withdrawing.setdefault(req.site, []).append(rid)
+
+    def _acts(self, server_round: int) -> bool:
+        return self.policy.acts_at(server_round, self.scenario.deletion.batch_every)
+
+    def deletions_at(self, server_round: int) -> dict[int, list[int]]:
+        """Unlearning passes due this round, by site: every pending request, in the policy's rounds
+        (every round under ``immediate``, every ``batch_every`` rounds under ``batched``, never under ``retrain``)."""
+        self.accept(server_round)
+        if not (self.policy.unlearns and self._acts(server_round)):
+            return {}
         return {site: list(rids) for site, rids in self.pending.items() if rids}
+
+    def withdrawals_at(self, server_round: int) -> dict[int, list[int]]:
+        """Accepted requests whose sites have not yet confirmed dropping the rows, by site."""
+        self.accept(server_round)
+        return {site: list(rids) for site, rids in self.withdrawing.items() if rids}
+
+    def withdrawn(self, site: int, rids: Iterable[int]) -> None:
+        """The site confirmed it dropped these requests' rows from its pool."""
+        for rid in rids:
+            if rid in self.withdrawing.get(site, []):
+                self.withdrawing[site].remove(rid)
+
+    def unlearned(self, site: int, rids: Iterable[int]) -> None:
+        """The site reported its unlearning pass for these requests applied (so their rows are gone too)."""
+        rids = list(rids)
+        for rid in rids:
+            if rid in self.pending.get(site, []):
+                self.pending[site].remove(rid)
+        self.withdrawn(site, rids)
+
+    def resets_at(self, server_round: int) -> list[int]:
+        """Under the ``retrain`` policy, in its rounds, the pending requests a reset of the global model
+        honours now (they are no longer pending); ``[]`` when no reset is due."""
+        self.accept(server_round)
+        if not (self.policy.resets and self._acts(server_round)):
+            return []
+        covered = sorted(rid for rids in self.pending.values() for rid in rids)
+        self.pending = {}
+        return covered
 
 
 class DeletionAware:
@@ -81,16 +137,29 @@ class DeletionAware:
     # ------------------------------------------------------------------ train
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self._t0 = time.perf_counter()
+        if reset := self.plan.resets_at(server_round):  # retrain policy: restart from a fresh global model
+            arrays = fresh_global_arrays(self.plan.scenario, server_round)
+            if hasattr(self, "m_t"):  # FedAdam/FedYogi: the server optimiser's moments restart too
+                self.m_t = self.v_t = None
+            self.recorder.event("retrain-reset", server_round, requests=reset)
         base = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
         if not base:
             return []
         content = base[0].content
         deleting = self.plan.deletions_at(server_round)
+        withdrawing = self.plan.withdrawals_at(server_round)
         integration = self.plan.scenario.deletion.integration
         trainers = [] if (deleting and integration == "adopt") else [s for s in self.plan.sample(server_round) if s not in deleting]
-        messages = [Message(content, self.plan.node_of[s], "train") for s in trainers]
         cfg_key = getattr(self, "configrecord_key", "config")
         arr_key = getattr(self, "arrayrecord_key", "arrays")
+        messages = []
+        for s in trainers:
+            if withdrawing.get(s):  # drop these requests' rows before training (their unlearning may come later)
+                cfg = ConfigRecord(dict(content[cfg_key]))
+                cfg["withdraw-ids"] = withdrawing[s]
+                messages.append(Message(RecordDict({arr_key: content[arr_key], cfg_key: cfg}), self.plan.node_of[s], "train"))
+            else:
+                messages.append(Message(content, self.plan.node_of[s], "train"))
         for site, rids in deleting.items():
             cfg = ConfigRecord(dict(content[cfg_key]))
             cfg["request-ids"] = rids
@@ -100,7 +169,9 @@ class DeletionAware:
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        # Replies arrive in whatever order the actors finish; floating-point sums are not associative,
+        # so aggregate in site order to make a run reproducible bit for bit.
+        replies = self._in_site_order(replies)
         unlearned: list[Message] = []
         for msg in replies:
             if msg.has_error():
@@ -110,23 +181,33 @@ class DeletionAware:
             info = msg.content["info"]
             site_name = self.plan.name(int(info["site"]))
             m = msg.content["metrics"]
-            self.recorder.metrics(server_round, site_name, "train",
-                                  {"num_examples": m["num-examples"], "loss": m["train-loss"], "seconds": m["seconds"],
-                                   "images": m["images"]})
+            if info["kind"] != "unlearn":  # an unlearning reply is recorded once, under phase "unlearn"
+                self.recorder.metrics(server_round, site_name, "train",
+                                      {"num_examples": m["num-examples"], "loss": m["train-loss"],
+                                       "seconds": m["seconds"], "images": m["images"]})
             if info["kind"] == "unlearn":
                 unlearned.append(msg)
                 self._record_unlearn(server_round, int(info["site"]), info)
+            elif "withdrawn-ids" in info:
+                withdrawn = [int(r) for r in info["withdrawn-ids"]]
+                self.plan.withdrawn(int(info["site"]), withdrawn)
+                self.recorder.event("withdrawal-applied", server_round, site=site_name, requests=withdrawn)
         self.round_seconds["train"] = time.perf_counter() - self._t0
         if unlearned and self.plan.scenario.deletion.integration == "adopt":
             contents = [m.content for m in unlearned]
+            if sum(float(c["metrics"]["num-examples"]) for c in contents) == 0:  # only sites with nothing left
+                contents = [_reweighted(c, 1) for c in contents]
             return aggregate_arrayrecords(contents, "num-examples"), aggregate_metricrecords(contents, "num-examples")
+        # A site with an empty pool (it withdrew all its rows) sends its weights back unchanged with
+        # num-examples 0: it carries no weight, and a round of such replies only keeps the global model.
+        replies = [m for m in replies if m.has_error() or float(m.content["metrics"]["num-examples"]) > 0]
+        if not replies:
+            return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 
     def _record_unlearn(self, server_round: int, site: int, info: ConfigRecord) -> None:
         rids = [int(r) for r in info["request-ids"]]
-        for rid in rids:
-            if rid in self.plan.pending.get(site, []):
-                self.plan.pending[site].remove(rid)
+        self.plan.unlearned(site, rids)
         name = self.plan.name(site)
         req = ",".join(f"r{r}" for r in rids)
         values = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and k not in ("site",)}
@@ -152,7 +233,7 @@ class DeletionAware:
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         costs = self._costs()
         confusions: list[Confusion] = []
-        for msg in replies:
+        for msg in self._in_site_order(replies):
             if msg.has_error():
                 self.recorder.event("site-failure", server_round, site=self._site_name(msg), phase="evaluate",
                                     reason=msg.error.reason)
@@ -163,6 +244,7 @@ class DeletionAware:
             forget = msg.content["forget"]
             site_name = self.plan.name(int(forget["site"]))
             self.recorder.metrics(server_round, site_name, "local-test", clinical_metrics(conf, costs=costs))
+            self.recorder.metrics(server_round, site_name, "evaluate", {"seconds": m["seconds"]})
             by_request: dict[str, dict[str, float]] = {}
             for key, value in forget.items():
                 if key == "site":
@@ -183,11 +265,27 @@ class DeletionAware:
         e = self.plan.scenario.evaluation
         return RiskCosts(e.c_fp, e.c_fn)
 
+    def _in_site_order(self, replies: Iterable[Message]) -> list[Message]:
+        def key(msg: Message) -> int:
+            try:
+                return self.plan.site_of(msg.metadata.src_node_id)
+            except KeyError:
+                return len(self.plan.node_of)
+
+        return sorted(replies, key=key)
+
     def _site_name(self, msg: Message) -> str:
         try:
             return self.plan.name(self.plan.site_of(msg.metadata.src_node_id))
         except KeyError:
             return f"node-{msg.metadata.src_node_id}"
+
+
+def _reweighted(content: RecordDict, weight: float) -> RecordDict:
+    """A copy of a reply's content whose ``num-examples`` is ``weight``."""
+    metrics = MetricRecord(dict(content["metrics"]))
+    metrics["num-examples"] = weight
+    return RecordDict({"arrays": content["arrays"], "metrics": metrics})
 
 
 def make_strategy(scenario: Scenario, plan: FederationPlan, recorder: RunRecorder):

@@ -211,12 +211,27 @@ def test_damaged_extraction_is_redone(write_npz, tiny_split) -> None:
     assert torch.equal(ds.train.images, torch.from_numpy(images))
 
 
-def test_size_64_is_held_in_memory(write_npz, tiny_split) -> None:
+def test_size_64_is_memory_mapped_when_the_cache_is_writable(write_npz, tiny_split) -> None:
     images, labels = tiny_split(3, 64)
     path = write_npz("dermamnist_64.npz", train_images=images, train_labels=labels)
     ds = _load_quiet("dermamnist", 64, path.parent)
     assert torch.equal(ds.train.images, torch.from_numpy(images))
-    assert not (path.parent / ".fedunlearn-cache").exists()
+    (extracted,) = (path.parent / ".fedunlearn-cache").glob("*/train_images.npy")
+    assert isinstance(np.load(extracted, mmap_mode="r"), np.memmap)
+
+
+def test_small_sizes_fall_back_to_memory_on_a_read_only_root(write_npz, tiny_split, monkeypatch) -> None:
+    import fedunlearn.data.loading as loading
+
+    images, labels = tiny_split(3, 28)
+    path = write_npz("dermamnist.npz", train_images=images, train_labels=labels)
+
+    def read_only(*args, **kwargs):
+        raise loading._CacheUnwritable("read-only")
+
+    monkeypatch.setattr(loading, "_extract_member", read_only)
+    ds = _load_quiet("dermamnist", 28, path.parent)
+    assert torch.equal(ds.train.images, torch.from_numpy(images))
 
 
 # --------------------------------------------------------------------------- small pieces

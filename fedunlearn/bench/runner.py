@@ -1,0 +1,144 @@
+"""``fedunlearn bench``: every benchmark in one run, one table (``OUT/bench.csv``).
+
+Order: (a) local training throughput, (d) memory (first, so that no earlier
+run has left its dataset cached in this process), (b) round overhead, (c)
+cost of erasure. ``--quick`` shrinks everything for a smoke test: two small
+federated runs (SalUn-CRA and Federated Retrain) then stand in for (b), (c)
+and (d) together.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedunlearn.bench.erasure import ErasureSettings, erasure_rows, erasure_scenario
+from fedunlearn.bench.fedruns import RunFigures, run_monitored, scenario_of
+from fedunlearn.bench.memory import DERMA, PATH, memory_data, memory_rows, memory_scenario
+from fedunlearn.bench.overhead import overhead_rows, overhead_scenario
+from fedunlearn.bench.table import BenchTable, machine_rows
+from fedunlearn.bench.throughput import load_throughput_data, run_throughput
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.progress import Progress
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sizes and repetitions of every benchmark."""
+
+    quick: bool
+    throughput_images: int | None  # None: the whole train split
+    throughput_reps: int
+    overhead_sites: tuple[int, ...]  # () under --quick: the erasure runs stand in
+    overhead_rounds: int
+    overhead_reps: int
+    overhead_shard: int
+    erasure: ErasureSettings
+    erasure_pairs: int
+    memory_scales: bool  # False under --quick: the erasure runs stand in
+
+    @classmethod
+    def full(cls) -> BenchSettings:
+        return cls(quick=False, throughput_images=None, throughput_reps=3, overhead_sites=(2, 8, 32),
+                   overhead_rounds=5, overhead_reps=1, overhead_shard=64,
+                   erasure=ErasureSettings(sites=4, rounds=10, local_epochs=2, unlearn_epochs=5), erasure_pairs=1,
+                   memory_scales=True)
+
+    @classmethod
+    def smoke(cls) -> BenchSettings:
+        return cls(quick=True, throughput_images=512, throughput_reps=1, overhead_sites=(), overhead_rounds=3,
+                   overhead_reps=1, overhead_shard=32,
+                   erasure=ErasureSettings(sites=4, rounds=3, local_epochs=1, unlearn_epochs=1, batch_size=32),
+                   erasure_pairs=1, memory_scales=False)
+
+
+def _erasure_data(data_root: Path | None, quick: bool) -> tuple[dict[str, Any], str]:
+    if quick:
+        return {"dataset": "synthetic", "synthetic": {"n_train": 256, "n_val": 64, "n_test": 64}}, "synthetic 256 train"
+    if data_root is not None and (Path(data_root) / "dermamnist.npz").is_file():
+        return {"dataset": "dermamnist", "size": 28, "root": str(data_root)}, "dermamnist 28px"
+    syn = {"n_train": DERMA.n_train, "n_val": DERMA.n_val, "n_test": DERMA.n_test}
+    return {"dataset": "synthetic", "synthetic": syn}, "synthetic of dermamnist's size"
+
+
+class _Runs:
+    """Numbered run directories under ``OUT/runs`` and the progress lines."""
+
+    def __init__(self, out: Path, progress: Progress) -> None:
+        self.dir, self.progress, self.n = out / "runs", progress, 0
+
+    def __call__(self, raw: dict[str, Any], label: str) -> RunFigures:
+        self.n += 1
+        scenario = scenario_of(raw, label)
+        self.progress(f"run {self.n}: {label}")
+        fig = run_monitored(scenario, self.dir / f"{self.n:02d}-{scenario.name}", label)
+        self.progress(f"run {self.n}: {fig.wall_s:.1f}s")
+        return fig
+
+
+def run_bench(settings: BenchSettings, out: Path, data_root: Path | None = None,
+              progress: Progress | None = None) -> BenchTable:
+    """Run every benchmark, write ``OUT/bench.csv`` and ``OUT/bench.txt``; returns the table."""
+    from fedunlearn.data import UnofficialDataWarning, clear_cache
+
+    progress = progress or Progress()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FedunlearnError(f"bench output directory {out} is not empty; pass another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    table = BenchTable()
+    machine_rows(table, "start")
+    t0 = time.perf_counter()
+    runs = _Runs(out, progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnofficialDataWarning)  # the manifest of each run records the MD5
+
+        progress("(a) local training throughput")
+        data = load_throughput_data(data_root, settings.throughput_images)
+        run_throughput(table, data, settings.throughput_reps)
+        del data
+        clear_cache()
+        gc.collect()
+
+        if settings.memory_scales:
+            progress("(d) memory at DermaMNIST and PathMNIST scale")
+            mem = []
+            for scale in (DERMA, PATH):
+                section, label = memory_data(scale, data_root)
+                mem.append((label, runs(memory_scenario(section, scale.n_train, scale.dataset), f"memory: {label}")))
+            memory_rows(table, mem)
+
+        overhead_runs: list[RunFigures] = []
+        if settings.overhead_sites:
+            progress(f"(b) round overhead at {', '.join(map(str, settings.overhead_sites))} sites")
+            for _ in range(settings.overhead_reps):
+                for sites in settings.overhead_sites:
+                    raw = overhead_scenario(sites, settings.overhead_rounds, settings.overhead_shard)
+                    overhead_runs.append(runs(raw, f"overhead: {sites} sites"))
+
+        progress("(c) cost of erasure: salun-cra vs Federated Retrain")
+        section, data_label = _erasure_data(data_root, settings.quick)
+        pairs = []
+        for _ in range(settings.erasure_pairs):
+            s = runs(erasure_scenario("salun-cra", section, settings.erasure), "erasure: salun-cra")
+            f = runs(erasure_scenario("retrain", section, settings.erasure), "erasure: retrain")
+            pairs.append((s, f))
+        erasure_rows(table, pairs, settings.erasure, data_label)
+
+        if not settings.overhead_sites:  # --quick: the erasure runs' steady rounds
+            overhead_rows(table, [run for pair in pairs for run in pair])
+        else:
+            overhead_rows(table, overhead_runs)
+        if not settings.memory_scales:
+            memory_rows(table, [(f"erasure run, {data_label}", pairs[0][0])])
+    machine_rows(table, "end")
+    table.add("machine", "", "bench_wall_s", time.perf_counter() - t0, "s")
+    if settings.quick:
+        table.note("--quick: tiny sizes for a smoke test; the figures are not the benchmark's. Round overhead and "
+                   "memory come from the two erasure runs (4 sites, synthetic).")
+    table.write(out)
+    return table

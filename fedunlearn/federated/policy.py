@@ -1,0 +1,178 @@
+"""Deletion policies: when erasure requests arrive and when they are honoured.
+
+Two pure pieces, shared by the server and every hospital (each side expands the
+same scenario with the same functions, so request ids agree without sending
+them around):
+
+- :func:`expand_requests`: the scenario's effective request list, the explicit
+  ``deletion.requests`` followed by the requests drawn by the seeded random
+  process ``deletion.stochastic``; a request's id is its index in that list;
+- :data:`POLICIES`: ``immediate``, ``batched`` and ``retrain``, what a
+  federation does with a request once it is accepted (see :class:`PolicySpec`).
+
+Whatever the policy, from the round a request is accepted the requesting site
+never trains on its rows again (they are withdrawn at once, METHOD.md section 6);
+the policies differ in when the model is made to forget them and at what cost.
+:func:`policy_cost` sums that cost from a run's metrics table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from flwr.app import ArrayRecord
+
+from fedunlearn.engine.device import prepare_model
+from fedunlearn.federated.transport import to_arrays
+from fedunlearn.models import build_model
+
+if TYPE_CHECKING:  # scenario.py imports this module for the policy names
+    from fedunlearn.federated.scenario import ForgetRequest, Scenario, StochasticRequests
+
+_STREAM_REQUESTS = 29  # salts: separate random streams from the ones site.py derives from the same seed
+_STREAM_RESET = 31
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a federation does with an accepted deletion request.
+
+    Attributes
+    ----------
+    name, description
+        Registry name and one line for the reference.
+    unlearns
+        The requesting site runs the scenario's unlearning method (``deletion.method``).
+    resets
+        The server resets the global model to a fresh (seeded) initialisation and
+        federated training restarts on retain data only.
+    batched
+        The policy acts every ``deletion.batch_every`` rounds (on everything pending)
+        instead of in the round of each request.
+    """
+
+    name: str
+    description: str
+    unlearns: bool
+    resets: bool
+    batched: bool
+
+    def acts_at(self, server_round: int, batch_every: int) -> bool:
+        """Whether pending requests are honoured (unlearned or reset) in ``server_round``."""
+        return not self.batched or server_round % batch_every == 0
+
+
+POLICIES: dict[str, PolicySpec] = {p.name: p for p in (
+    PolicySpec("immediate", "the site unlearns each request in the round it arrives", unlearns=True, resets=False,
+               batched=False),
+    PolicySpec("batched", "rows are withdrawn on arrival; sites unlearn everything pending every batch_every rounds",
+               unlearns=True, resets=False, batched=True),
+    PolicySpec("retrain", "rows are withdrawn on arrival; every batch_every rounds with new requests the global model "
+               "is reset to a fresh initialisation and federated training restarts on retain data",
+               unlearns=False, resets=True, batched=True),
+)}
+POLICY_NAMES: tuple[str, ...] = tuple(POLICIES)
+
+
+def get_policy(name: str) -> PolicySpec:
+    """The policy registered as ``name``; the error lists the valid names."""
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown deletion policy {name!r}; choose one of: {', '.join(POLICY_NAMES)}") from None
+
+
+def _rng(*parts: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(p) % (2**32) for p in parts]))
+
+
+def draw_requests(process: StochasticRequests, *, seed: int, rounds: int, n_sites: int) -> list[dict[str, Any]]:
+    """Concrete requests drawn by a seeded Bernoulli process, in (round, site) order.
+
+    Every (round, site) pair in the window gets its own random stream, seeded by
+    ``seed``, ``process.seed``, the round and the site, and always draws the same
+    three numbers (accept?, fraction, forget seed). Hence the draw is a pure
+    function of the scenario, and it is *coupled* across what-if variants: a
+    higher ``rate`` only adds requests, and a wider window keeps the requests of
+    the rounds it shares.
+
+    Returns
+    -------
+    list of dict
+        Keyword arguments of :class:`~fedunlearn.federated.scenario.ForgetRequest`.
+    """
+    end = process.end_round if process.end_round is not None else rounds
+    sites = process.sites if process.sites is not None else tuple(range(n_sites))
+    lo, hi = process.fraction.min, process.fraction.max
+    out: list[dict[str, Any]] = []
+    for server_round in range(process.start_round, end + 1):
+        for site in sorted(sites):
+            rng = _rng(seed, process.seed, server_round, site, _STREAM_REQUESTS)
+            accept, u, forget_seed = rng.random(), rng.random(), int(rng.integers(2**31 - 1))
+            if accept < process.rate:
+                fraction = min(hi, max(lo, round(lo + (hi - lo) * u, 4)))
+                out.append({"round": server_round, "site": site, "fraction": fraction, "mode": process.mode,
+                            "seed": forget_seed})
+    return out
+
+
+def expand_requests(scenario: Scenario) -> tuple[ForgetRequest, ...]:
+    """The effective request list: explicit ``deletion.requests``, then the drawn ones.
+
+    A request's id is its index here, on the server and on every site alike.
+    Use ``scenario.effective_requests`` (cached) rather than calling this in loops.
+    """
+    from fedunlearn.federated.scenario import ForgetRequest  # deferred: scenario.py imports this module
+
+    d = scenario.deletion
+    if d.stochastic is None:
+        return tuple(d.requests)
+    drawn = draw_requests(d.stochastic, seed=scenario.seed, rounds=scenario.training.rounds,
+                          n_sites=scenario.sites.count)
+    return tuple(d.requests) + tuple(ForgetRequest(**r) for r in drawn)
+
+
+def reset_seed(scenario: Scenario, server_round: int) -> int:
+    """Seed of the fresh global model of a ``retrain`` reset in ``server_round``."""
+    return int(np.random.SeedSequence([scenario.seed % (2**32), server_round, _STREAM_RESET]).generate_state(1)[0])
+
+
+def fresh_global_arrays(scenario: Scenario, server_round: int) -> ArrayRecord:
+    """A freshly initialised global model (the ``retrain`` policy's reset), seeded by scenario and round."""
+    model = build_model(scenario.model, seed=reset_seed(scenario, server_round))
+    return to_arrays(prepare_model(model, torch.device("cpu")))
+
+
+def policy_cost(table: pd.DataFrame, phases: Iterable[str] = ("train", "unlearn")) -> pd.DataFrame:
+    """Compute spent by a run: seconds and images processed, by kind of work.
+
+    ``train`` counts the local training rounds only: should a reply to an
+    unlearning message also be logged under phase ``train``, its (round, site)
+    pair is counted once, under ``unlearn``. The retrain policy's cost is the
+    training it restarts, so it shows under ``train``.
+
+    Parameters
+    ----------
+    table
+        A run's long metrics table (``metrics.csv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``work, seconds, images``, one row per entry of ``phases``.
+    """
+    wanted = table[table["metric"].isin(["seconds", "images"])]
+    unlearn_keys = set(zip(wanted.loc[wanted["phase"] == "unlearn", "round"], wanted.loc[wanted["phase"] == "unlearn", "site"]))
+    rows = []
+    for phase in phases:
+        sub = wanted[wanted["phase"] == phase]
+        if phase == "train" and unlearn_keys:
+            sub = sub[[(r, s) not in unlearn_keys for r, s in zip(sub["round"], sub["site"])]]
+        totals = sub.groupby("metric")["value"].sum()
+        rows.append({"work": phase, "seconds": float(totals.get("seconds", 0.0)), "images": float(totals.get("images", 0.0))})
+    return pd.DataFrame(rows, columns=["work", "seconds", "images"])

@@ -1,0 +1,145 @@
+"""``fedunlearn report``: runs (or sweeps of them) -> one HTML or Markdown report.
+
+Everything shown is computed from the runs' tables (``metrics.csv``,
+``events.jsonl``, ``manifest.json``, ``scenario.yaml``) with pandas.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fedunlearn.io import now_iso
+from fedunlearn.report import figures as F
+from fedunlearn.report.load import RunData, load_runs, long_table
+from fedunlearn.report.render import Figure, Section, write_html, write_markdown
+from fedunlearn.report.tables import RETRAIN, pareto_front, summarize, summary_markdown
+
+FORMATS = ("html", "md")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def deletion_rounds(long: pd.DataFrame, runs: Sequence[RunData]) -> list[int]:
+    """Rounds in which a site ran an unlearning pass (``unlearn`` rows); for Retrain alone, the requested rounds."""
+    applied = sorted({int(r) for r in long.loc[long["phase"] == "unlearn", "round"]})
+    if applied:
+        return applied
+    return sorted({int(r["round"]) for run in runs for r in (run.scenario.get("deletion", {}).get("requests") or [])})
+
+
+def _official(data: dict) -> str:
+    if data.get("synthetic"):
+        return "synthetic"
+    return "yes" if data.get("official") else "NO (not the official file)"
+
+
+def provenance(runs: Sequence[RunData]) -> tuple[pd.DataFrame, str]:
+    """One row per run from its manifest, and a sentence on whether versions agree."""
+    rows = []
+    for r in runs:
+        m, data, v = r.manifest, r.manifest.get("data") or {}, r.manifest.get("versions") or {}
+        rows.append({
+            "run": r.path.name, "method": r.method, "seed": r.seed, "dataset": data.get("dataset", "?"),
+            "data md5": data.get("md5") or "-", "official data": _official(data),
+            "fedunlearn": (m.get("fedunlearn_commit") or "-")[:10], "torch": v.get("torch", "?"),
+            "flwr": v.get("flwr", "?"), "ray": v.get("ray", "?"), "device": m.get("device_name", m.get("device", "?")),
+            "finished": m.get("finished", "?"), "seconds": f"{float(m.get('seconds', float('nan'))):.1f}",
+        })
+    versions = {tuple(sorted((r.manifest.get("versions") or {}).items())) for r in runs}
+    if len(versions) == 1:
+        note = "All runs share these versions: " + ", ".join(f"{k} {v}" for k, v in next(iter(versions))) + "."
+    else:
+        note = "WARNING: the runs were made with different package versions; compare with care."
+    return pd.DataFrame(rows), note
+
+
+def _at_a_glance(agg: pd.DataFrame) -> str:
+    front = agg[pareto_front(agg["erasure_seconds_mean"], agg["risk_2_mean"])]["variant"].tolist()
+    text = f"Pareto front (erasure seconds vs final Risk II): {', '.join(front) or 'n/a'}."
+    if "risk_2_gap" in agg.columns:
+        others = agg[(agg["method"] != RETRAIN) & agg["risk_2_gap"].notna()]
+        if not others.empty:
+            best = others.loc[others["risk_2_gap"].abs().idxmin()]
+            text += (f" Nearest to Federated Retrain on final Risk II: {best['variant']} "
+                     f"(gap {best['risk_2_gap']:+.3f}).")
+    return text
+
+
+def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
+    """Title, meta line and sections of the report on ``runs``."""
+    long, keys = long_table(runs)
+    per_run, agg = summarize(long, keys, "method")
+    variant_of = long.groupby("run", sort=False)["variant"].first()
+    per_run.insert(1, "variant", per_run["run"].map(variant_of))
+    agg.insert(0, "variant", [per_run.loc[per_run[keys].eq(row[keys]).all(axis=1), "variant"].iloc[0]
+                              for _, row in agg.iterrows()])
+    variants = list(agg["variant"])
+    table = summary_markdown(per_run, agg, keys).drop(columns=keys)
+    table.insert(0, "variant", variants)
+    rounds = deletion_rounds(long, runs)
+    names = sorted({str(r.scenario.get("name", "?")) for r in runs})
+    last = sorted({int(x) for x in long["round"]})[-1]
+    prov, prov_note = provenance(runs)
+    costs = sorted({(float(r.scenario.get("evaluation", {}).get("c_fp", 1.0)),
+                     float(r.scenario.get("evaluation", {}).get("c_fn", 20.0))) for r in runs})
+    cost_text = "; ".join(f"C_FP = {fp:g}, C_FN = {fn:g}" for fp, fn in costs)
+    sections = [
+        Section("final", "Final metrics per method", (
+            f"Final round {last}. Global test Risk II ({cost_text}), FNR and BAC of the final global "
+            "model; UBAC and MIA efficacy of the deleting sites' forget sets (MIA: nearest to Retrain is best, not "
+            "lowest); mean ± std over seeds. seconds / images: all site training and unlearning; erasure: the "
+            "unlearning passes (for Retrain, the whole retraining). Δ = method minus Federated Retrain.",
+            table, _at_a_glance(agg),
+            Figure("bars", F.bars_figure(agg), "Final metrics per method (error bars: std over seeds; Retrain hatched)"),
+        )),
+        Section("rounds", "Risk over rounds", (
+            Figure("rounds", F.rounds_figure(long, variants, rounds),
+                   "Global test Risk II and FNR per round (band: ± std over seeds); dashed: deletion rounds (unlearning passes)"),
+        )),
+        Section("sites", "Per-site risk", (
+            Figure("sites", F.heatmap_figure(long, variants),
+                   "Risk II on each hospital's local test shard, site x round (pooled: summed confusion counts)"),
+        )),
+        Section("pareto", "Cost, risk and forgetting", (
+            Figure("pareto", F.pareto_figure(agg),
+                   "Erasure cost vs final Risk II, colour = UBAC; ringed and dashed: the Pareto front (lower is better)"),
+        )),
+        Section("provenance", "Provenance", (prov_note, prov)),
+    ]
+    title = f"fedunlearn report: {', '.join(names)}"
+    meta = (f"{len(runs)} run(s), {len(variants)} variant(s), seeds "
+            f"{sorted({r.seed for r in runs})}; generated {now_iso()}")
+    return title, meta, sections
+
+
+def build_report(paths: Sequence[str | Path], out: str | Path, fmt: str | None = None, *,
+                 allow_incomplete: bool = False, warn: Callable[[str], None] = _stderr) -> Path:
+    """Write the report on the runs named by ``paths`` (run or sweep directories) to ``out``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Run directories and/or sweep directories (their ``runs/*``).
+    out : path
+        ``report.html`` (self-contained) or ``report.md`` (PNGs beside it).
+    fmt : {"html", "md"}, optional
+        Default: ``md`` when ``out`` ends in ``.md``, else ``html``.
+    allow_incomplete : bool
+        Leave unfinished runs out with a warning instead of refusing.
+    """
+    out = Path(out)
+    fmt = fmt or ("md" if out.suffix.lower() == ".md" else "html")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    runs = load_runs(paths, allow_incomplete=allow_incomplete, warn=warn)
+    title, meta, sections = build_sections(runs)
+    return (write_html if fmt == "html" else write_markdown)(out, title, meta, sections)
+
+
+__all__ = ["FORMATS", "build_report", "build_sections", "deletion_rounds", "provenance"]

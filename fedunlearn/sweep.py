@@ -1,0 +1,533 @@
+"""``fedunlearn sweep``: a grid of scenarios, run resumably, summarised against Retrain.
+
+The grid is parsed once into a frozen :class:`SweepPlan`; every point is
+validated before anything runs. Each point runs as its own
+``python -m fedunlearn run`` subprocess (its own Ray) into
+``DIR/runs/<slug>/``; a run whose ``manifest.json`` says ``complete`` is never
+redone, a half-written one is removed and redone. The summary
+(``summary.csv``, ``summary.md``) is computed from the runs' ``metrics.csv``
+only, by :mod:`fedunlearn.report.tables`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel
+
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.federated.scenario import (
+    Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping, scenario_to_yaml,
+)
+from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, now_iso
+from fedunlearn.progress import Progress
+from fedunlearn.report.tables import summarize, summary_markdown
+from fedunlearn.study.summary import to_markdown
+
+SEED_KEY = "seed"
+METHOD_KEY = "deletion.method"
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # YAML 1.1 reads 1e-3 as a string
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+_CHUNK = re.compile(r"^(?P<name>[^\[\]]*)(?P<idx>(\[\d+\])*)$")
+
+
+class SweepError(FedunlearnError):
+    """A bad grid or sweep directory; one line per problem."""
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """One ``--grid key=v1,v2``: a scenario key path and its values (parsed YAML scalars)."""
+
+    key: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One grid point: its assignments, directory name and validated scenario."""
+
+    assignments: tuple[tuple[str, Any], ...]
+    slug: str
+    scenario: Scenario = field(compare=False)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={format_value(v)}" for k, v in self.assignments) or "(base scenario)"
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything a sweep will do, decided before anything runs."""
+
+    scenario_path: Path
+    overrides: tuple[str, ...]
+    axes: tuple[GridAxis, ...]
+    points: tuple[SweepPoint, ...]
+    out: Path
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(a.key for a in self.axes)
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        """The keys of a variant: the grid keys less the seed (summaries average over seeds)."""
+        return tuple(k for k in self.keys if k != SEED_KEY)
+
+    def run_dir(self, point: SweepPoint) -> Path:
+        return self.out / "runs" / point.slug
+
+    def scenario_file(self, point: SweepPoint) -> Path:
+        return self.out / "scenarios" / f"{point.slug}.yaml"
+
+    def log_file(self, point: SweepPoint) -> Path:
+        return self.out / "logs" / f"{point.slug}.log"
+
+    def describe(self) -> dict[str, Any]:
+        """The content of ``sweep.json``."""
+        return {
+            "kind": "fedunlearn-sweep", "created": now_iso(), "scenario": str(self.scenario_path),
+            "overrides": list(self.overrides),
+            "grid": [{"key": a.key, "values": list(a.values)} for a in self.axes],
+            "points": [{"slug": p.slug, "assignments": dict(p.assignments), "run_dir": f"runs/{p.slug}",
+                        "scenario": f"scenarios/{p.slug}.yaml"} for p in self.points],
+        }
+
+
+# ------------------------------------------------------------------ parsing
+def format_value(value: Any) -> str:
+    """A grid value as text: strings as they are, anything else as JSON (``0.5``, ``true``, ``[1, 2]``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_value(text: str) -> Any:
+    """A YAML scalar (``0.1`` -> float, ``rl`` -> str, ``true`` -> bool); ``1e-3`` is a float too."""
+    text = text.strip()
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _NUMBER.match(text):
+        return float(text)
+    return value
+
+
+def split_values(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes: ``a,[1,2],'x,y'`` -> ``a``, ``[1,2]``, ``'x,y'``."""
+    parts, depth, quote, cur = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def _key_parts(key: str) -> list[str | int] | None:
+    """``deletion.requests[0].fraction`` -> ``['deletion', 'requests', 0, 'fraction']`` (None if malformed)."""
+    parts: list[str | int] = []
+    for chunk in key.split("."):
+        m = _CHUNK.match(chunk)
+        if m is None or not (m["name"] or m["idx"]):
+            return None
+        if m["name"]:
+            parts.append(int(m["name"]) if m["name"].isdigit() else m["name"])
+        parts += [int(i) for i in re.findall(r"\[(\d+)\]", m["idx"])]
+    return parts
+
+
+def _render(parts: Sequence[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
+def _unwrap(ann: Any) -> Any:
+    """Drop ``Annotated`` and ``None`` from an annotation (``Model | None`` -> ``Model``)."""
+    if typing.get_origin(ann) is typing.Annotated:
+        ann = typing.get_args(ann)[0]
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return ann
+
+
+def key_path_problem(key: str) -> str | None:
+    """Why ``key`` is not a scenario key path (walking the schema), or None when it is.
+
+    List entries are indexed as in ``--set``: ``deletion.requests[0].fraction``.
+    """
+    parts = _key_parts(key)
+    if parts is None:
+        return "malformed key path; write dotted keys with optional list indices, e.g. deletion.requests[0].fraction"
+    ann: Any = Scenario
+    for i, part in enumerate(parts):
+        ann = _unwrap(ann)
+        here = _render(parts[:i])
+        if isinstance(part, int):
+            if typing.get_origin(ann) not in (tuple, list):
+                return f"{here} is not a list; drop the index [{part}]"
+            ann = typing.get_args(ann)[0]
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            fields = ann.model_fields
+            if part not in fields:
+                hint = difflib.get_close_matches(part, list(fields), n=1)
+                where = f"section {here}" if i else "the top level"
+                return (f"unknown key {part!r} in {where}; allowed keys there: {', '.join(fields)}"
+                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            ann = fields[part].annotation
+        elif typing.get_origin(ann) is dict:
+            return None  # a free-form mapping: each point's validation checks it
+        else:
+            return f"{here} is a value, not a section or a list"
+    return None
+
+
+def parse_grid(text: str) -> GridAxis:
+    """Parse one ``--grid KEY=V1,V2,...`` argument.
+
+    Raises
+    ------
+    SweepError
+        One line naming the argument: no ``=``, empty key or value, duplicate
+        values, or a key path that the scenario schema does not have.
+    """
+    where = f"--grid {text}"
+    if "=" not in text:
+        raise SweepError(f"{where}: expected KEY=V1,V2,... e.g. --grid deletion.method=salun-cra,retrain")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    if not key or any(not p for p in key.split(".")):
+        raise SweepError(f"{where}: empty key path; write e.g. --grid training.rounds=5,10")
+    texts = split_values(raw)
+    if any(not t.strip() for t in texts):
+        raise SweepError(f"{where}: empty value; separate values with single commas, e.g. {key}=a,b")
+    try:
+        values = tuple(parse_value(t) for t in texts)
+    except yaml.YAMLError:
+        raise SweepError(f"{where}: a value is not valid YAML; quote it, e.g. {key}='a: b'") from None
+    shown = [format_value(v) for v in values]
+    dupes = sorted({s for s in shown if shown.count(s) > 1})
+    if dupes:
+        raise SweepError(f"{where}: value(s) {', '.join(dupes)} given twice; list each value once")
+    problem = key_path_problem(key)
+    if problem:
+        raise SweepError(f"{where}: {problem}")
+    return GridAxis(key, values)
+
+
+def slugify(assignments: Sequence[tuple[str, Any]]) -> str:
+    """Directory name of a grid point: ``deletion.method=rl,seed=0`` (unsafe characters -> ``-``)."""
+    if not assignments:
+        return "base"
+    return ",".join(_SLUG_UNSAFE.sub("-", f"{k}={format_value(v)}") for k, v in assignments)
+
+
+def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
+               overrides: Sequence[str] = ()) -> SweepPlan:
+    """Parse the grids and validate every point of their Cartesian product.
+
+    Parameters
+    ----------
+    scenario_path : str or Path
+        The base scenario YAML.
+    grids : sequence of str
+        ``KEY=V1,V2,...`` items; points are the product in the order given.
+    out : str or Path
+        The sweep directory.
+    overrides : sequence of str
+        ``--set key=value`` items applied to the base before the grid.
+
+    Raises
+    ------
+    SweepError
+        With one line per problem: every bad ``--grid`` argument, else every
+        grid point whose scenario is invalid (named by its assignments).
+    """
+    scenario_path = Path(scenario_path)
+    problems, axes = [], []
+    for text in grids:
+        try:
+            axes.append(parse_grid(text))
+        except SweepError as err:
+            problems.append(str(err))
+    written = [t.split("=", 1)[0].strip() for t in grids if "=" in t]
+    problems += [f"--grid {k}: key given in two --grid arguments; merge their values"
+                 for k in dict.fromkeys(written) if written.count(k) > 1]
+    keys = [a.key for a in axes]
+    if problems:
+        raise SweepError("\n".join(problems))
+    base = apply_overrides(read_scenario_yaml(scenario_path), overrides)
+
+    points, failures = [], []
+    for combo in itertools.product(*(a.values for a in axes)):
+        assignments = tuple(zip(keys, combo))
+        label = ", ".join(f"{k}={format_value(v)}" for k, v in assignments) or "(base scenario)"
+        source = f"grid point {label}"
+        try:
+            raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in assignments], source)
+            points.append(SweepPoint(assignments, slugify(assignments), scenario_from_mapping(raw, source)))
+        except ScenarioError as err:
+            failures.append((source, str(err).removeprefix(source + ": ")))
+    if failures:
+        reasons = {reason for _, reason in failures}
+        if len(failures) > 1 and len(failures) == len(points) + len(failures) and len(reasons) == 1:
+            raise SweepError(f"{scenario_path} (every grid point): {reasons.pop()}")
+        raise SweepError("\n".join(f"{source}: {reason}" for source, reason in failures))
+    slugs = [p.slug for p in points]
+    clashes = sorted({s for s in slugs if slugs.count(s) > 1})
+    if clashes:
+        raise SweepError(f"grid points share the directory name {clashes[0]!r} once unsafe characters are replaced; "
+                         "use values that differ in letters or digits")
+    return SweepPlan(scenario_path, tuple(overrides), tuple(axes), tuple(points), Path(out))
+
+
+# ------------------------------------------------------------------ state of run dirs
+def is_complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (its manifest says ``complete: true``)."""
+    try:
+        return json.loads((run_dir / "manifest.json").read_text()).get("complete") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
+    data = dict(scenario.get("data") or {})
+    data.pop("root", None)  # the same file may sit elsewhere; the manifest keeps its md5
+    return {**scenario, "data": data}
+
+
+def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
+    """Points still to run; removes half-written run dirs (they are redone).
+
+    Raises
+    ------
+    SweepError
+        When a finished run of a *different* scenario sits where a point would
+        run, or a directory there is not a fedunlearn run.
+    """
+    todo = []
+    for point in plan.points:
+        run_dir = plan.run_dir(point)
+        if is_complete(run_dir):
+            try:  # through today's schema, so that a default added since does not count as a difference
+                done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
+            except ScenarioError:
+                done = {}
+            if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
+                raise SweepError(f"{run_dir} holds a finished run of another scenario than grid point "
+                                 f"{point.label}; pass another --out or remove that directory")
+            continue
+        if run_dir.exists():
+            if any(run_dir.iterdir()) and not any((run_dir / n).exists() for n in ("manifest.json", "scenario.yaml")):
+                raise SweepError(f"{run_dir} exists but is not a fedunlearn run directory; remove it or pass another --out")
+            progress(f"{point.label}: removing the unfinished run in {run_dir} (it is redone)")
+            shutil.rmtree(run_dir)
+        todo.append(point)
+    return todo
+
+
+# ------------------------------------------------------------------ running
+def run_command(plan: SweepPlan, point: SweepPoint) -> list[str]:
+    """The subprocess that runs one point (its own Ray)."""
+    return [sys.executable, "-m", "fedunlearn", "run", str(plan.scenario_file(point)),
+            "--out", str(plan.run_dir(point)), "--quiet"]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGTERM if the sweep itself is killed, so no run goes on orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    errors = [ln for ln in lines if ln.startswith("fedunlearn: error:")]
+    return (errors or lines or [""])[-1][:300]
+
+
+def _stop(procs: Sequence[subprocess.Popen], grace_s: float = 20.0) -> None:
+    """SIGINT (each run shuts its Ray down), then SIGTERM, then SIGKILL."""
+    for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        alive = [p for p in procs if p.poll() is None]
+        for p in alive:
+            p.send_signal(sig)
+        deadline = time.monotonic() + wait
+        while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progress: Progress,
+               command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
+               timeout_s: float | None = None) -> dict[str, str]:
+    """Run ``points``, ``jobs`` at a time; returns slug -> reason for each point that failed.
+
+    A run still going after ``timeout_s`` seconds is stopped and counts as
+    failed (its directory stays unfinished, so the next sweep redoes it). On an
+    interruption (Ctrl-C, SIGTERM) the running subprocesses are stopped,
+    finished runs stay, and KeyboardInterrupt propagates.
+    """
+    queue, running, failed = list(points), {}, {}
+    total, finished = len(points), 0
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                point = queue.pop(0)
+                log = plan.log_file(point)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "w", encoding="utf-8") as fh:
+                    proc = subprocess.Popen(command(plan, point), stdout=fh, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                running[proc] = (point, time.monotonic())
+                progress(f"started {point.label}")
+            time.sleep(0.2)
+            late = {p for p, (_, t0) in running.items() if timeout_s and time.monotonic() - t0 > timeout_s}
+            _stop(list(late))
+            for proc in [p for p in running if p.poll() is not None]:
+                point, t0 = running.pop(proc)
+                finished += 1
+                secs = time.monotonic() - t0
+                if proc.returncode == 0 and is_complete(plan.run_dir(point)):
+                    progress(f"[{finished}/{total}] {point.label}: done in {secs:.0f}s")
+                else:
+                    reason = (f"stopped after the run timeout of {timeout_s:g}s" if proc in late else
+                              _last_error(plan.log_file(point)) or f"exit code {proc.returncode}")
+                    failed[point.slug] = reason
+                    progress(f"[{finished}/{total}] {point.label}: FAILED ({reason}); log {plan.log_file(point)}")
+    except BaseException:
+        _stop(list(running))
+        raise
+    return failed
+
+
+# ------------------------------------------------------------------ summary
+def sweep_long_table(plan: SweepPlan) -> pd.DataFrame:
+    """The finished runs' ``metrics.csv`` stacked, with ``run``, ``seed`` and one column per grid key."""
+    frames = []
+    for point in plan.points:
+        run_dir = plan.run_dir(point)
+        if not is_complete(run_dir):
+            continue
+        m = pd.read_csv(run_dir / "metrics.csv")
+        m.insert(0, "run", point.slug)
+        m.insert(1, "seed", point.scenario.seed)
+        for i, (k, v) in enumerate(point.assignments):
+            if k != SEED_KEY:
+                m.insert(2 + i, k, format_value(v))
+        frames.append(m)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_summary(plan: SweepPlan) -> pd.DataFrame | None:
+    """``summary.csv`` (numbers) and ``summary.md`` (mean ± std, gaps) over the finished runs."""
+    long = sweep_long_table(plan)
+    if long.empty:
+        return None
+    keys = list(plan.group_keys)
+    runs, agg = summarize(long, keys, METHOD_KEY if METHOD_KEY in keys else None)
+    atomic_write_csv(plan.out / "summary.csv", agg)
+    base = plan.points[0].scenario
+    head = (
+        f"# Sweep: {base.name} ({plan.scenario_path})\n\n"
+        f"{len(runs)} of {len(plan.points)} runs finished. At each run's final round: global test Risk II (C_FP = "
+        f"{base.evaluation.c_fp:g}, C_FN = {base.evaluation.c_fn:g}), FNR, BAC; UBAC and MIA efficacy of the "
+        "deleting sites' forget sets; "
+        "mean ± std over seeds. seconds / images: all site training and unlearning; erasure: the unlearning "
+        "passes (for Retrain, the whole retraining). Δ = method minus Federated Retrain with the same other keys "
+        "(MIA: closer to 0 is better, not lower).\n\n"
+    )
+    atomic_write_text(plan.out / "summary.md", head + to_markdown(summary_markdown(runs, agg, keys)))
+    return agg
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep call did."""
+
+    skipped: tuple[str, ...]
+    ran: tuple[str, ...]
+    failed: dict[str, str]
+    summary: pd.DataFrame | None
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = None, timeout_s: float | None = None,
+              command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command) -> SweepOutcome:
+    """Run the plan's unfinished points, then write the summary.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        From :func:`plan_sweep`.
+    jobs : int
+        Points run at once, each as its own subprocess with its own Ray.
+    progress : Progress, optional
+        Progress lines (quiet by default).
+    timeout_s : float, optional
+        Stop a run still going after this many seconds (it counts as failed).
+    """
+    if jobs < 1:
+        raise SweepError(f"--jobs must be at least 1, got {jobs}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise SweepError(f"--run-timeout must be a positive number of seconds, got {timeout_s:g}")
+    progress = progress or Progress(quiet=True)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan.out / "sweep.json", plan.describe())
+    for point in plan.points:
+        atomic_write_text(plan.scenario_file(point), scenario_to_yaml(point.scenario))
+    todo = pending_points(plan, progress)
+    todo_slugs = {p.slug for p in todo}
+    skipped = tuple(p.slug for p in plan.points if p.slug not in todo_slugs)
+    progress(f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time")
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        failed = run_points(plan, todo, jobs, progress, command, timeout_s)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    summary = write_summary(plan)
+    return SweepOutcome(skipped, tuple(p.slug for p in todo if p.slug not in failed), failed, summary)
+
+
+__all__ = [
+    "GridAxis", "SweepError", "SweepOutcome", "SweepPlan", "SweepPoint", "format_value",
+    "is_complete", "parse_grid", "parse_value", "pending_points", "plan_sweep", "run_points", "run_sweep",
+    "slugify", "split_values", "sweep_long_table", "write_summary",
+]

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.sweep.tiny import ResumedSweep, resumed_sweep
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> ResumedSweep:
+    return resumed_sweep(tmp_path_factory)
