@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from flwr.app import ArrayRecord
 from torch import nn
 

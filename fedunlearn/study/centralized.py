@@ -117,7 +117,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
             result = unlearn(
                 method, copy.deepcopy(original), task, device=device, seed=seed,
                 config=resolve_config(method, cfg.unlearn_overrides.get(method)),
-                fresh_model=lambda: prepare_model(build_model(cfg.model, seed=seed + 10_000), device),
+                fresh_model=lambda seed=seed: prepare_model(build_model(cfg.model, seed=seed + 10_000), device),
                 retrain_config=cfg.train,
             )
             report = unlearning_report(predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant)
