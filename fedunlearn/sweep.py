@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 import typing
@@ -388,13 +389,14 @@ def _stop(procs: Sequence[subprocess.Popen], grace_s: float = 20.0) -> None:
 
 def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progress: Progress,
                command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
-               timeout_s: float | None = None) -> dict[str, str]:
+               timeout_s: float | None = None, stop: threading.Event | None = None) -> dict[str, str]:
     """Run ``points``, ``jobs`` at a time; returns slug -> reason for each point that failed.
 
     A run still going after ``timeout_s`` seconds is stopped and counts as
     failed (its directory stays unfinished, so the next sweep redoes it). On an
-    interruption (Ctrl-C, SIGTERM) the running subprocesses are stopped,
-    finished runs stay, and KeyboardInterrupt propagates.
+    interruption (Ctrl-C, or ``stop`` set, as the sweep's SIGTERM handler does)
+    the running subprocesses are stopped, finished runs stay, and
+    KeyboardInterrupt propagates.
     """
     queue, running, failed = list(points), {}, {}
     total, finished = len(points), 0
@@ -411,6 +413,8 @@ def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progres
                 running[proc] = (point, time.monotonic())
                 progress(f"started {point.label}")
             time.sleep(0.2)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt("stopped by a signal")
             late = {p for p, (_, t0) in running.items() if timeout_s and time.monotonic() - t0 > timeout_s}
             _stop(list(late))
             for proc in [p for p in running if p.poll() is not None]:
@@ -480,10 +484,6 @@ class SweepOutcome:
     summary: pd.DataFrame | None
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = None, timeout_s: float | None = None,
               command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command) -> SweepOutcome:
     """Run the plan's unfinished points, then write the summary.
@@ -512,13 +512,16 @@ def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = Non
     todo_slugs = {p.slug for p in todo}
     skipped = tuple(p.slug for p in plan.points if p.slug not in todo_slugs)
     progress(f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time")
+    # SIGTERM only sets a flag that the job loop checks: an exception raised inside the handler can land in
+    # code that swallows it (an at-fork hook of `logging` while a job is being started) and be lost.
+    stop = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
     try:
-        failed = run_points(plan, todo, jobs, progress, command, timeout_s)
+        failed = run_points(plan, todo, jobs, progress, command, timeout_s, stop)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
