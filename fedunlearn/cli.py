@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from fedunlearn.errors import FedunlearnError
@@ -29,8 +30,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scenario_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", help="scenario YAML file, e.g. configs/quickstart.yaml")
+def _scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("scenario", nargs="?" if optional else None, help="scenario YAML file, e.g. configs/quickstart.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key, e.g. --set training.rounds=5 (repeatable)")
     p.add_argument("--data-root", default=None, help="overrides data.root of the scenario")
@@ -57,6 +58,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from fedunlearn.federated.simulation import run_scenario
 
+    if args.resume:
+        if args.scenario or args.overrides or args.out:
+            raise FedunlearnError("--resume RUN_DIR continues a run with the scenario saved in RUN_DIR/scenario.yaml; "
+                                  "drop the scenario file, --set and --out")
+        run_dir = Path(args.resume)
+        if not (run_dir / "scenario.yaml").is_file():
+            raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml); pass the folder a "
+                                  "`fedunlearn run` wrote")
+        args.scenario = str(run_dir / "scenario.yaml")
+        run_dir = run_scenario(_load(args), run_dir, quiet=args.quiet, verbose=args.verbose, resume=True)
+        print(run_dir)
+        return 0
+    if not args.scenario:
+        raise FedunlearnError("give a scenario file (e.g. configs/quickstart.yaml), or --resume RUN_DIR")
     scenario = _load(args)
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = run_scenario(scenario, out, quiet=args.quiet, verbose=args.verbose)
@@ -127,13 +142,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``--help`` still shows the usage); subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"fedunlearn: error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fedunlearn.data import DATASET_NAMES, FORGET_MODES, SIZES
     from fedunlearn.metrics import MIA_VARIANTS
     from fedunlearn.models import MODEL_NAMES
     from fedunlearn.unlearning import METHOD_NAMES
 
-    parser = argparse.ArgumentParser(prog="fedunlearn", description=__doc__)
+    parser = _Parser(prog="fedunlearn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="manage MedMNIST files").add_subparsers(dest="data_command", required=True)
@@ -167,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     cen.set_defaults(func=_cmd_centralized)
 
     run = sub.add_parser("run", help="run a federated scenario on Flower's simulation engine (Ray)")
-    _scenario_args(run)
+    _scenario_args(run, optional=True)
     run.add_argument("--out", default=None, help="run directory (default runs/NAME-TIMESTAMP); must be new or empty")
+    run.add_argument("--resume", default=None, metavar="RUN_DIR",
+                     help="continue an interrupted run from its newest checkpoint (with the scenario saved in "
+                     "RUN_DIR; --data-root may point to the data's new place)")
     run.add_argument("--quiet", action="store_true", help="no progress lines (for scripts)")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's own logs")
     run.set_defaults(func=_cmd_run)

@@ -12,6 +12,7 @@ only, by :mod:`fedunlearn.report.tables`.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
 import json
 import re
@@ -45,6 +46,7 @@ SEED_KEY = "seed"
 METHOD_KEY = "deletion.method"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # YAML 1.1 reads 1e-3 as a string
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+_SLUG_MAX = 180
 _CHUNK = re.compile(r"^(?P<name>[^\[\]]*)(?P<idx>(\[\d+\])*)$")
 
 
@@ -243,7 +245,10 @@ def slugify(assignments: Sequence[tuple[str, Any]]) -> str:
     """Directory name of a grid point: ``deletion.method=rl,seed=0`` (unsafe characters -> ``-``)."""
     if not assignments:
         return "base"
-    return ",".join(_SLUG_UNSAFE.sub("-", f"{k}={format_value(v)}") for k, v in assignments)
+    slug = ",".join(_SLUG_UNSAFE.sub("-", f"{k}={format_value(v)}") for k, v in assignments)
+    if len(slug) > _SLUG_MAX:  # folder names are limited to 255 bytes: keep a readable head and a stable digest
+        slug = f"{slug[:_SLUG_MAX]}-{hashlib.sha1(slug.encode()).hexdigest()[:10]}"
+    return slug
 
 
 def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,

@@ -10,7 +10,14 @@ Message types:
 - ``evaluate``: confusion counts on the local test shard, plus forget-set
   metrics of every request this site has applied.
 
-Forget rows never leave the site: replies hold weights, counts and aggregates.
+The rows a request withdraws are committed to the site's own ledger
+(``sites/<site>/ledger.sqlite``) before the site does anything else with the
+message, so from then on they are out of every training pool, whether the
+unlearning pass finishes, fails, or the whole process is killed. Forget rows
+never leave the site: replies hold weights, counts and aggregates.
+
+Failures scheduled by the scenario (``failures``) are raised here, after the
+message's withdrawals are committed; Flower turns them into error replies.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from flwr.clientapp import ClientApp
 from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated import site as S
+from fedunlearn.federated.ledger import SiteLedger
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.models import build_model
@@ -34,7 +42,6 @@ from fedunlearn.models import build_model
 app = ClientApp()
 
 _STATE = "fedunlearn"
-_FORGOTTEN = "fedunlearn.forgotten"
 
 
 @functools.lru_cache(maxsize=8)
@@ -57,17 +64,16 @@ class _Site:
         self.scenario = _scenario(str(cfg["scenario"]))
         self.site = int(cfg["site"])
         self.dir = Path(str(cfg["site-dir"]))
+        self.ledger = SiteLedger(self.dir / "ledger.sqlite")
         torch.set_num_threads(max(1, int(self.scenario.ray.num_cpus_per_client)))
         self.device = resolve_device(self.scenario.device)
 
     def forgotten(self) -> dict[int, torch.Tensor]:
-        rec = self.context.state.get(_FORGOTTEN, ConfigRecord())
-        return {int(k[1:]): torch.tensor(list(v), dtype=torch.long) for k, v in rec.items()}
+        """Request id -> the rows it withdrew (from the site's ledger)."""
+        return self.ledger.withdrawn()
 
-    def remember(self, rid: int, rows: torch.Tensor) -> None:
-        rec = self.context.state.get(_FORGOTTEN, ConfigRecord())
-        rec[f"r{rid}"] = S.as_int_list(rows)
-        self.context.state[_FORGOTTEN] = rec
+    def fail_if_scheduled(self, server_round: int, phase: str) -> None:
+        S.fail_if_scheduled(self.scenario, self.site, server_round, phase)
 
     def pool(self) -> torch.Tensor:
         return S.pool_after(self.scenario, self.site, list(self.forgotten().values()))
@@ -94,15 +100,14 @@ def setup(msg: Message, context: Context) -> Message:
     site_dir = Path(str(cfg["run-dir"])) / "sites" / scenario.sites.site_name(site)
     context.state[_STATE] = ConfigRecord({"scenario": str(cfg["scenario"]), "site": site, "site-dir": str(site_dir)})
     s = _Site(context)
-    if _FORGOTTEN not in context.state:
-        _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
-        for rid, rows in removed.items():
-            s.remember(rid, rows)
+    _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
+    initial = {rid: s.ledger.withdraw(rid, rows, 0) for rid, rows in removed.items()}
     shards = S.site_shards(scenario, site)
     labels = S.scenario_dataset(scenario, quiet=True).train.labels[shards.train_rows]
     reply = ConfigRecord({
         "site": site, "train-size": len(shards.train_rows), "pool-size": len(s.pool()),
         "test-size": len(shards.test_rows), "prevalence": float(labels.float().mean()) if len(labels) else 0.0,
+        "initial-ids": list(initial), "initial-counts": [len(rows) for rows in initial.values()],
     })
     return Message(RecordDict({"site": reply}), reply_to=msg)
 
@@ -119,8 +124,9 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(msg.content["config"]["server-round"])
     mu = float(msg.content["config"].get("proximal-mu", 0.0))
     withdraw = [int(r) for r in msg.content["config"].get("withdraw-ids", [])]
-    if withdraw:  # accepted requests leave the pool before any training, whenever they are unlearned
-        _withdraw(s, withdraw)
+    # accepted requests leave the pool before anything else, whenever they are unlearned
+    counts = [len(rows) for rows in _withdraw(s, withdraw, server_round)]
+    s.fail_if_scheduled(server_round, "train")
     model = s.model_from(msg)
     pool = s.pool()
     stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=mu)
@@ -129,15 +135,17 @@ def train(msg: Message, context: Context) -> Message:
     info = ConfigRecord({"site": s.site, "kind": "train"})
     if withdraw:
         info["withdrawn-ids"] = withdraw
+        info["withdrawn-counts"] = counts
     return _train_reply(msg, model, len(pool), loss, stats.seconds, stats.images, info)
 
 
-def _withdraw(s: _Site, rids: list[int]) -> list[torch.Tensor]:
+def _withdraw(s: _Site, rids: list[int], server_round: int) -> list[torch.Tensor]:
     """Drop these requests' rows from the site's pool for good; returns each request's rows.
 
     The rows are chosen on site from the current pool; a request withdrawn
-    before (or retried) keeps the rows chosen the first time, and a request
-    that finds the pool empty withdraws nothing.
+    before (or retried, or replayed after a resume) keeps the rows chosen the
+    first time, and a request that finds the pool empty withdraws nothing.
+    Each request is committed to the site ledger before the next is chosen.
     """
     requests = s.scenario.effective_requests
     done = s.forgotten()
@@ -148,7 +156,7 @@ def _withdraw(s: _Site, rids: list[int]) -> list[torch.Tensor]:
             chosen.append(done[rid])
             continue
         rows = S.select_request_rows(s.scenario, s.site, requests[rid], pool)
-        s.remember(rid, rows)  # from now on these rows are out of the training pool, whatever happens next
+        s.ledger.withdraw(rid, rows, server_round)  # from now on out of the training pool, whatever happens next
         pool = S.remove(pool, rows)
         chosen.append(rows)
     return chosen
@@ -159,26 +167,35 @@ def unlearn(msg: Message, context: Context) -> Message:
     s = _Site(context)
     cfg = msg.content["config"]
     server_round = int(cfg["server-round"])
-    forget = torch.unique(torch.cat(_withdraw(s, [int(r) for r in cfg["request-ids"]])))
+    rids = [int(r) for r in cfg["request-ids"]]
+    chosen = _withdraw(s, rids, server_round)
+    forget = torch.unique(torch.cat(chosen))
     retain = s.pool()
     model = s.model_from(msg)
+    counts = [len(rows) for rows in chosen]
     if len(forget) == 0 or len(retain) == 0:
         # No local pass when the pool was already empty (nothing to forget) or when the whole site left
         # (nothing to retain: the methods weight their losses by retain-set class counts, 0/0 there).
         # The weights go back unchanged and carry no weight; method "none" in the event says so.
-        info = ConfigRecord({"site": s.site, "kind": "unlearn", "method": "none",
-                             "request-ids": [int(r) for r in cfg["request-ids"]], "forget-count": len(forget),
+        s.fail_if_scheduled(server_round, "unlearn")
+        for rid in rids:
+            s.ledger.unlearned(rid, server_round)
+        info = ConfigRecord({"site": s.site, "kind": "unlearn", "method": "none", "request-ids": rids,
+                             "request-counts": counts, "forget-count": len(forget),
                              "retain-count": len(retain), "unlearn-seconds": 0.0, "unlearn-images": 0})
         return _train_reply(msg, model, 0, float("nan"), 0.0, 0, info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
+    s.fail_if_scheduled(server_round, "unlearn")  # a crash in the pass: the rows stay withdrawn, the request pending
     result = S.local_unlearn(model, s.scenario, s.site, forget, retain, server_round,
                              device=s.device, fresh_model=s.fresh_model)
     after = S.forget_report(result.model, s.scenario, s.site, forget, retain, device=s.device)
     for phase, rows in result.stats.trained_rows.items():
         s.audit(server_round, f"unlearn-{phase}", rows)
+    for rid in rids:
+        s.ledger.unlearned(rid, server_round)
     info = ConfigRecord({
-        "site": s.site, "kind": "unlearn", "method": result.method, "request-ids": [int(r) for r in cfg["request-ids"]],
+        "site": s.site, "kind": "unlearn", "method": result.method, "request-ids": rids, "request-counts": counts,
         "forget-count": len(forget), "retain-count": len(retain), "unlearn-seconds": result.seconds,
         "unlearn-images": result.stats.images, "mask-fraction": result.mask_fraction if result.mask_fraction is not None else -1.0,
         **{f"before.{k}": v for k, v in before.items()}, **{f"after.{k}": v for k, v in after.items()},
@@ -191,6 +208,7 @@ def unlearn(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     s = _Site(context)
+    s.fail_if_scheduled(int(msg.content["config"]["server-round"]), "evaluate")
     model = s.model_from(msg)
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
     metrics = MetricRecord({"num-examples": conf.n, **conf.as_dict()})

@@ -16,10 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from fedunlearn.io import atomic_write_csv, now_iso
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.io import atomic_write_csv, atomic_write_text, now_iso
 from fedunlearn.progress import Progress
 
 COLUMNS = ("round", "site", "phase", "method", "metric", "value", "request")
+_ANNOUNCED = ("site-failure", "deletion-failed", "run-stopped", "run-resumed")  # also shown as progress lines
 
 
 class RunRecorder:
@@ -31,6 +33,7 @@ class RunRecorder:
         self.progress = progress or Progress(quiet=True)
         self._rows: list[tuple] = []
         self._events_path = self.run_dir / "events.jsonl"
+        self.event_lines = 0  # lines written to events.jsonl (a checkpoint remembers how many belong to it)
 
     def metrics(self, server_round: int, site: str, phase: str, values: Mapping[str, float], request: str = "") -> None:
         for metric, value in values.items():
@@ -41,6 +44,21 @@ class RunRecorder:
         record = {"time": now_iso(), "event": kind, "round": server_round, **fields}
         with open(self._events_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=_jsonable) + "\n")
+        self.event_lines += 1
+        if kind in _ANNOUNCED:
+            details = ", ".join(f"{k} {v}" for k, v in fields.items() if k != "retry")
+            self.progress(f"round {server_round}: {kind}: {details}")
+
+    def restore(self, rows: pd.DataFrame, event_lines: int) -> None:
+        """Continue from a checkpoint: its metric rows, and the first ``event_lines`` events only
+        (the rounds after the checkpoint are run again and log their events again)."""
+        self._rows = [tuple(r) for r in rows[list(COLUMNS)].itertuples(index=False, name=None)]
+        lines = self._events_path.read_text(encoding="utf-8").splitlines(keepends=True) if self._events_path.exists() else []
+        if len(lines) < event_lines:
+            raise FedunlearnError(f"{self._events_path} has {len(lines)} events, fewer than the {event_lines} its "
+                                  "checkpoint recorded; the run directory was altered, start the run again")
+        atomic_write_text(self._events_path, "".join(lines[:event_lines]))
+        self.event_lines = event_lines
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self._rows, columns=list(COLUMNS))

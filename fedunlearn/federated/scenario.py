@@ -46,7 +46,9 @@ from fedunlearn.unlearning import METHOD_NAMES, resolve_config
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian")
 PARTITIONS = ("iid", "dirichlet", "quantity", "explicit")
-_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CRASH_PHASES = ("round", "train", "unlearn", "evaluate")
+_SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # names a folder: no separator, no '..', <= 100 chars
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")  # prefix of the default run folder
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -155,8 +157,9 @@ class SitesSection(_Model):
             raise bad("sizes", list(self.sizes), f"fractions of the training split summing to <= 1 under 'explicit' "
                       f"(these sum to {sum(self.sizes):g})")
         for i, name in enumerate(self.names or ()):
-            if not _SITE_NAME.match(name):
-                raise bad(f"names[{i}]", name, "a name of letters, digits, '.', '_', '-' (it names a folder)")
+            if not _SITE_NAME.fullmatch(name):
+                raise bad(f"names[{i}]", name, "a name of letters, digits, '.', '_', '-', starting with a letter or "
+                          "digit, at most 100 characters (it names a folder)")
         if self.names is not None and len(set(self.names)) != len(self.names):
             raise bad("names", list(self.names), "distinct names, one per site")
         return self
@@ -324,10 +327,33 @@ class RaySection(_Model):
         return v
 
 
+class SiteCrash(_Model):
+    """A scheduled failure: in ``round`` hospital ``site`` raises instead of answering."""
+
+    site: int = Field(ge=0, description="index of the failing site (0 .. sites.count - 1)")
+    round: int = Field(ge=1, description="round of the failure (<= training.rounds)")
+    phase: Literal[CRASH_PHASES] = Field(  # type: ignore[valid-type]
+        "round", description="which message fails: `round` (all of the site's messages that round), `train`, "
+        "`unlearn` (the unlearning pass, after the rows are withdrawn: the request stays pending and is retried) "
+        "or `evaluate`")
+
+
+class FailuresSection(_Model):
+    """Simulated site failures, for tests and what-if studies; every draw is seeded."""
+
+    dropout: float = Field(0.0, ge=0, lt=1, description="probability that a site fails all its messages of a round "
+                           "(drawn per round and site from the seed)")
+    crashes: tuple[SiteCrash, ...] = Field((), description="scheduled failures of given sites in given rounds")
+    min_sites: int = Field(1, ge=1, description="the run stops, resumable, when fewer sites than this answer a "
+                           "round's evaluation (<= sites.count)")
+
+
 class Scenario(_Model):
     """One federated run: data, hospitals, training, deletions, evaluation, Ray."""
 
-    name: str = Field("scenario", description="run name (prefix of the default run directory)")
+    name: str = Field("scenario", description="run name (prefix of the default run directory)",
+                      json_schema_extra=_allowed("letters, digits, '.', '_', '+', '=', '-', starting with a letter or "
+                                                 "digit, at most 100 characters"))
     seed: int = Field(0, description="seed of everything: data, partition, sampling, forget rows, drawn requests")
     model: Literal[MODEL_NAMES] = Field("small-cnn", description="network")  # type: ignore[valid-type]
     device: str = Field("auto", description="torch device of sites and server (auto: CUDA when present)",
@@ -338,6 +364,15 @@ class Scenario(_Model):
     deletion: DeletionSection = Field(DeletionSection(), description="deletion requests and policy")
     evaluation: EvaluationSection = Field(EvaluationSection(), description="clinical scoring")
     ray: RaySection = Field(RaySection(), description="Ray resources")
+    failures: FailuresSection = Field(FailuresSection(), description="simulated site failures")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _RUN_NAME.fullmatch(v):
+            raise bad("", v, "a name of letters, digits, '.', '_', '+', '=', '-', starting with a letter or digit, "
+                      "at most 100 characters (it names the run folder)")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -371,6 +406,13 @@ class Scenario(_Model):
         if self.deletion.policy != "immediate" and self.deletion.batch_every > rounds:
             raise bad("deletion.batch_every", self.deletion.batch_every,
                       f"an integer in [1, {rounds}] (training.rounds is {rounds}; a longer period never acts)")
+        for i, crash in enumerate(self.failures.crashes):
+            if crash.site >= n:
+                raise bad(f"failures.crashes[{i}].site", crash.site, site_range)
+            if crash.round > rounds:
+                raise bad(f"failures.crashes[{i}].round", crash.round, round_range)
+        if self.failures.min_sites > n:
+            raise bad("failures.min_sites", self.failures.min_sites, f"an integer in [1, {n}] (sites.count is {n})")
         if self.training.min_sites > n:
             raise bad("training.min_sites", self.training.min_sites, f"an integer in [1, {n}] (sites.count is {n})")
         return self
@@ -646,7 +688,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str =
                 raise ScenarioError(f"{source}: {here}: bad key path; {above} is a list, index it, "
                                     f"e.g. {above}[0].{part}")
             if depth == len(parts) - 1:
-                node[part] = _parse_value(value)
+                try:
+                    node[part] = _parse_value(value)
+                except yaml.YAMLError:
+                    raise ScenarioError(f"{source}: {here}: value {value.strip()!r} is not valid YAML; quote it, "
+                                        f"e.g. {here}='...'") from None
                 break
             child = node[part] if isinstance(part, int) else node.get(part)
             if not isinstance(child, (dict, list)):

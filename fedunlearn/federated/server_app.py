@@ -1,11 +1,14 @@
 """The ServerApp: maps sites to nodes, runs the deletion-aware strategy, tracks risk.
 
 It only coordinates: evaluation, recording and plotting are plain functions.
+Every round ends with a checkpoint (:mod:`fedunlearn.federated.checkpoint`);
+``run_federation(..., resume=True)`` continues from the newest one.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -18,11 +21,14 @@ from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.evaluation import EvalSet, predict_sets, split_metrics
+from fedunlearn.federated.grid import WatchedGrid
+from fedunlearn.federated.checkpoint import latest_checkpoint, restore_strategy, save_checkpoint
+from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario, load_scenario, scenario_to_yaml
 from fedunlearn.federated.site import scenario_dataset
-from fedunlearn.federated.strategy import FederationPlan, make_strategy
+from fedunlearn.federated.strategy import FederationPlan, FederationStopped, make_strategy
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.io import atomic_write_json, atomic_write_text, build_manifest, now_iso, write_manifest
 from fedunlearn.metrics import RiskCosts
@@ -32,10 +38,12 @@ from fedunlearn.progress import Progress
 NODE_WAIT_S = 300.0
 
 
-def wait_for_nodes(grid: Grid, n: int, timeout: float = NODE_WAIT_S) -> list[int]:
-    """Nodes register asynchronously: wait until ``n`` are connected."""
+def wait_for_nodes(grid: Grid, n: int, timeout: float = NODE_WAIT_S, abort: threading.Event | None = None) -> list[int]:
+    """Nodes register asynchronously: wait until ``n`` are connected (or ``abort`` is set: the engine died)."""
     deadline = time.monotonic() + timeout
     while len(nodes := list(grid.get_node_ids())) < n:
+        if abort is not None and abort.is_set():
+            raise FedunlearnError("the simulation engine stopped before the hospitals connected")
         if time.monotonic() > deadline:
             raise FedunlearnError(f"only {len(nodes)} of {n} hospital nodes connected within {timeout:.0f}s; "
                                   "check that the federation starts one SuperNode per site")
@@ -43,9 +51,15 @@ def wait_for_nodes(grid: Grid, n: int, timeout: float = NODE_WAIT_S) -> list[int
     return nodes
 
 
-def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunRecorder) -> dict[int, int]:
-    """Send the scenario to every node; each answers with its partition id. Returns site -> node id."""
-    nodes = wait_for_nodes(grid, scenario.sites.count)
+def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunRecorder, ledger: ServerLedger,
+                record: bool = True, abort: threading.Event | None = None) -> dict[int, int]:
+    """Send the scenario to every node; each answers with its partition id. Returns site -> node id.
+
+    ``record``: log the sites' sizes (round 0); a resumed run has them already.
+    Under Federated Retrain the ledger gets the forget sets the sites removed
+    before round 1 (applied in round 0).
+    """
+    nodes = wait_for_nodes(grid, scenario.sites.count, abort=abort)
     cfg = ConfigRecord({"scenario": json.dumps(scenario.model_dump(mode="json")), "run-dir": str(run_dir)})
     replies = list(grid.send_and_receive([Message(RecordDict({"config": cfg}), n, "query.setup") for n in nodes]))
     node_of: dict[int, int] = {}
@@ -55,9 +69,14 @@ def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunReco
         info = reply.content["site"]
         site = int(info["site"])
         node_of[site] = reply.metadata.src_node_id
-        recorder.metrics(0, scenario.sites.site_name(site), "setup",
-                         {"train_size": info["train-size"], "test_size": info["test-size"],
-                          "prevalence": info["prevalence"], "pool_size": info["pool-size"]})
+        name = scenario.sites.site_name(site)
+        if record:
+            recorder.metrics(0, name, "setup", {"train_size": info["train-size"], "test_size": info["test-size"],
+                                                "prevalence": info["prevalence"], "pool_size": info["pool-size"]})
+        for rid, count in zip(info["initial-ids"], info["initial-counts"]):
+            req = scenario.effective_requests[int(rid)]
+            ledger.request(int(rid), name, req.round, req.fraction, req.mode)
+            ledger.applied(int(rid), 0, "retrain", {}, sample_count=int(count))
     missing = sorted(set(range(scenario.sites.count)) - set(node_of))
     if missing:
         raise FedunlearnError(f"no node answered for site(s) {missing}; the federation must have one node per site")
@@ -65,10 +84,12 @@ def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunReco
 
 
 class ServerEvaluator:
-    """``evaluate_fn`` of the strategy: global metrics on the server's test (and val) split, and progress."""
+    """``evaluate_fn`` of the strategy: global metrics on the server's test (and val) split, progress, and
+    the round's checkpoint (written last, once everything of the round is recorded)."""
 
-    def __init__(self, scenario: Scenario, recorder: RunRecorder, strategy, progress: Progress) -> None:
+    def __init__(self, scenario: Scenario, recorder: RunRecorder, strategy, progress: Progress, run_dir: Path) -> None:
         self.scenario, self.recorder, self.strategy, self.progress = scenario, recorder, strategy, progress
+        self.run_dir = run_dir
         self.device = resolve_device(scenario.device)
         self.model = prepare_model(build_model(scenario.model), self.device)
         data = scenario_dataset(scenario)
@@ -78,9 +99,13 @@ class ServerEvaluator:
         self.costs = RiskCosts(scenario.evaluation.c_fp, scenario.evaluation.c_fn)
         self.last_arrays: ArrayRecord | None = None
 
-    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+    def __call__(self, flower_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         t0 = time.perf_counter()
         self.last_arrays = arrays
+        offset = self.strategy.round_offset
+        if flower_round == 0 and offset > 0:  # resumed: the checkpoint's round is recorded already
+            return None
+        server_round = flower_round + offset
         load_arrays(self.model, arrays)
         preds = predict_sets(self.model, self.sets, device=self.device)
         for phase, p in preds.items():
@@ -91,6 +116,9 @@ class ServerEvaluator:
             self.recorder.metrics(server_round, "global", "timing", {f"{k}_seconds": v for k, v in seconds.items()})
             self.strategy.round_seconds = {}
         self.recorder.flush()
+        if server_round > 0:
+            save_checkpoint(self.run_dir, server_round, arrays, self.strategy, self.recorder.table(),
+                            self.strategy.plan.state(), self.strategy.ledger.path, self.recorder.event_lines)
         self._report(server_round)
         test = split_metrics(preds["test"], self.costs)
         return MetricRecord({k: v for k, v in test.items() if v == v})  # drop NaN
@@ -122,22 +150,60 @@ def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
                                                   "note": "run in progress or interrupted; results are not final"})
 
 
-def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress) -> None:
-    """The whole run, from setup to the files of the run directory."""
+def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,
+                   abort: threading.Event | None = None) -> None:
+    """The whole run, from setup to the files of the run directory.
+
+    With ``resume``, continue from the newest checkpoint of ``run_dir`` (or from
+    the start when the run stopped before its first round ended): metric rows,
+    events, the server ledger, the plan and the strategy's state are put back
+    as they were at that round, and the rounds after it are run again.
+    """
     started = now_iso()
     t0 = time.perf_counter()
+    if abort is not None:
+        grid = WatchedGrid(grid, abort)
     run_dir.mkdir(parents=True, exist_ok=True)
     recorder = RunRecorder(run_dir, scenario.deletion.method, progress)
-    recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count, rounds=scenario.training.rounds)
-    node_of = setup_sites(grid, scenario, run_dir, recorder)
-    plan = FederationPlan(scenario, node_of)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    ledger_path = run_dir / SERVER_LEDGER
+    if checkpoint is not None:
+        recorder.restore(checkpoint.rows, checkpoint.event_lines)
+        ServerLedger(ledger_path).restore(checkpoint.ledger)
+    else:
+        if resume:  # stopped before the first checkpoint: start over (the sites' ledgers stay)
+            recorder.restore(recorder.table(), 0)
+            remove_ledger_files(ledger_path)
+        recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count,
+                       rounds=scenario.training.rounds)
+    start_round = checkpoint.server_round if checkpoint is not None else 0
+    if resume:
+        recorder.event("run-resumed", start_round, checkpoint=str(checkpoint.path.relative_to(run_dir))
+                       if checkpoint is not None else None)
+    ledger = ServerLedger(ledger_path)
+    node_of = setup_sites(grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort)
+    plan = FederationPlan(scenario, node_of, ledger)
     strategy = make_strategy(scenario, plan, recorder)
-    evaluator = ServerEvaluator(scenario, recorder, strategy, progress)
-    initial = prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu"))
+    evaluator = ServerEvaluator(scenario, recorder, strategy, progress, run_dir)
+    if checkpoint is not None:
+        plan.restore(checkpoint.plan)
+        restore_strategy(strategy, checkpoint.strategy_state)
+        strategy.round_offset = start_round
+        initial_arrays = checkpoint.arrays
+    else:
+        initial_arrays = to_arrays(prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu")))
     progress(f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "
-             f"{scenario.training.strategy}, deletions by {scenario.deletion.method}")
-    result = strategy.start(grid=grid, initial_arrays=to_arrays(initial), num_rounds=scenario.training.rounds,
-                            train_config=ConfigRecord({"lr": scenario.training.lr}), evaluate_fn=evaluator)
+             f"{scenario.training.strategy}, deletions by {scenario.deletion.method}"
+             + (f"; resumed after round {start_round}" if resume else ""))
+    try:
+        result = strategy.start(grid=grid, initial_arrays=initial_arrays,
+                                num_rounds=scenario.training.rounds - start_round,
+                                train_config=ConfigRecord({"lr": scenario.training.lr}), evaluate_fn=evaluator)
+    except FederationStopped as stop:
+        recorder.flush()
+        atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name, "stopped": str(stop),
+                                                      "note": "run stopped; results are not final"})
+        raise
     final = result.arrays if result.arrays is not None else evaluator.last_arrays
     state = load_arrays(build_model(scenario.model), final).state_dict()
     tmp = run_dir / ".model.safetensors.tmp"
@@ -146,6 +212,7 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
     for site, rids in plan.pending.items():
         if rids:
             recorder.event("deletion-pending-at-end", scenario.training.rounds, site=plan.name(site), requests=rids)
+    ledger_rows = ledger.rows()
     recorder.flush()
     deletion_rounds = [r.round for r in scenario.effective_requests] if not scenario.retrain else []
     risk_figure(recorder.table(), deletion_rounds, f"{scenario.name}: {scenario.deletion.method}", run_dir / "risk.png")
@@ -158,6 +225,8 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
         method=scenario.deletion.method, device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         data=data.provenance.to_dict(), sites={plan.name(s): n for s, n in sorted(node_of.items())},
+        requests={status: sum(r["status"] == status for r in ledger_rows) for status in STATUSES},
+        resumed=resume,
     ))
 
 
@@ -187,12 +256,13 @@ def main(grid: Grid, context: Context) -> None:
     run_federation(grid, scenario, run_dir, progress)
 
 
-def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress) -> ServerApp:
+def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,
+                    abort: threading.Event | None = None) -> ServerApp:
     """A ServerApp bound to an already validated scenario (used by ``fedunlearn run``)."""
     bound = ServerApp()
 
     @bound.main()
     def _main(grid: Grid, context: Context) -> None:
-        run_federation(grid, scenario, run_dir, progress)
+        run_federation(grid, scenario, run_dir, progress, resume=resume, abort=abort)
 
     return bound

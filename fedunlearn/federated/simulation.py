@@ -1,7 +1,9 @@
 """``fedunlearn run``: one scenario through Flower's simulation engine on Ray.
 
 The run directory gets the resolved scenario first and ``manifest.json``
-(``complete: true``) last; a run that stops half-way is marked incomplete.
+(``complete: true``) last; a run that stops half-way is marked incomplete, and
+``run_scenario(..., resume=True)`` (``fedunlearn run --resume RUN_DIR``)
+continues it from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,21 +43,82 @@ def backend_config(scenario: Scenario, ray_tmp: str, verbose: bool = False) -> d
     return {"client_resources": client_resources(scenario), "init_args": init}
 
 
-def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verbose: bool = False) -> Path:
-    """Run ``scenario`` through Flower's simulation engine with the Ray backend; returns ``run_dir``."""
+def check_resumable(run_dir: Path) -> None:
+    """Refuse, in one line, a directory that is not an unfinished run, or whose newest checkpoint is unreadable."""
+    from fedunlearn.federated.checkpoint import latest_checkpoint
+
+    manifest = run_dir / "manifest.json"
+    if not (run_dir / "scenario.yaml").is_file() or not manifest.is_file():
+        raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml or manifest.json); "
+                              "pass the folder a `fedunlearn run` wrote")
+    try:
+        complete = bool(json.loads(manifest.read_text()).get("complete"))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise FedunlearnError(f"{manifest} is unreadable ({exc}); the run directory is damaged, start the run again") from None
+    if complete:
+        raise FedunlearnError(f"{run_dir} is a complete run; there is nothing to resume")
+    latest_checkpoint(run_dir)
+
+
+class _HideSimulatedFailures(logging.Filter):
+    """Drop Flower's tracebacks of failures the scenario scheduled (events.jsonl logs each one in a line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "SimulatedSiteFailure" not in text and "An exception was raised when processing a message" not in text
+
+
+def check_inputs(scenario: Scenario) -> None:
+    """Fail here, before Ray starts and before anything is written, if the data is missing or broken or the
+    sites cannot be formed from it (the unofficial-file warning is shown once, here)."""
+    from fedunlearn.federated.site import scenario_dataset, site_shards
+
+    data = scenario_dataset(scenario)
+    data.split("val"), data.split("test")
+    try:
+        site_shards(scenario, 0)  # cached: the sites reuse it
+    except ValueError as exc:
+        raise FedunlearnError(f"the {scenario.sites.count} sites cannot be formed from {data.name} {data.size}px: {exc}; "
+                              "lower sites.count or change sites.partition") from None
+
+
+RAY_TMP_MAX = 30  # Ray adds about 77 bytes (session and socket names) under its temp folder
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception of a chain, in one line."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1]}" if text else type(exc).__name__
+
+
+def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verbose: bool = False,
+                 resume: bool = False) -> Path:
+    """Run ``scenario`` through Flower's simulation engine with the Ray backend; returns ``run_dir``.
+
+    With ``resume``, ``run_dir`` is an unfinished run of this scenario and it
+    continues from its newest checkpoint.
+    """
     import ray
     from flwr.simulation import run_simulation
 
     from fedunlearn.federated.client_app import app as client_app
     from fedunlearn.federated.server_app import check_new_run_dir, make_server_app, start_run_dir
 
-    from fedunlearn.federated.site import scenario_dataset
-
     run_dir = Path(run_dir).resolve()
-    check_new_run_dir(run_dir)
-    scenario_dataset(scenario)  # fail here, before Ray starts, if the data is missing or broken; warn once
-    start_run_dir(run_dir, scenario)
-    ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp"))
+    ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
+    if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
+        raise FedunlearnError(f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
+                              "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp")
+    if resume:
+        check_resumable(run_dir)
+    else:
+        check_new_run_dir(run_dir)
+    check_inputs(scenario)
+    if not resume:
+        start_run_dir(run_dir, scenario)
+    ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=ray_root)
     os.environ.setdefault("RAY_TMPDIR", ray_tmp)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
@@ -62,23 +126,31 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
         # Flower's own INFO/deprecation lines would bury the progress lines; failures still reach
         # the server as error replies and are logged in events.jsonl.
         logging.getLogger("flwr").setLevel(logging.ERROR)
+        if not any(isinstance(f, _HideSimulatedFailures) for f in logging.getLogger("flwr").filters):
+            logging.getLogger("flwr").addFilter(_HideSimulatedFailures())
     progress = Progress(quiet=quiet)
+    abort = threading.Event()  # tells the ServerApp's thread to stop waiting when the engine dies
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             run_simulation(
-                server_app=make_server_app(scenario, run_dir, progress),
+                server_app=make_server_app(scenario, run_dir, progress, resume, abort),
                 client_app=client_app,
                 num_supernodes=scenario.sites.count,
                 backend_name="ray",
                 backend_config=backend_config(scenario, ray_tmp, verbose),
                 verbose_logging=verbose,
             )
+        except Exception as exc:
+            abort.set()
+            raise FedunlearnError(f"the simulation engine failed ({_root_cause(exc)}); {run_dir} is incomplete, "
+                                  f"`fedunlearn run --resume {run_dir}` continues it once the cause is fixed") from None
         finally:
             if ray.is_initialized():
                 ray.shutdown()
             shutil.rmtree(ray_tmp, ignore_errors=True)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     if not manifest.get("complete"):
-        raise FedunlearnError(f"the simulation stopped before the end; {run_dir} is incomplete (see events.jsonl and the log above)")
+        why = manifest.get("stopped") or "the simulation stopped before the end (see events.jsonl and the log above)"
+        raise FedunlearnError(f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it")
     return run_dir

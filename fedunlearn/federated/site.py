@@ -213,3 +213,33 @@ def pool_after(scenario: Scenario, site: int, forgotten: Sequence[torch.Tensor])
     for rows in forgotten:
         pool = remove(pool, rows)
     return pool
+
+
+_STREAM_DROPOUT = 41  # salt: the dropout draw's own random stream
+
+
+class SimulatedSiteFailure(RuntimeError):
+    """A failure the scenario's ``failures`` section asked for (the site raises instead of answering)."""
+
+
+def scheduled_failure(scenario: Scenario, site: int, server_round: int, phase: str) -> str | None:
+    """Why the site fails its ``phase`` message (train, unlearn or evaluate) in ``server_round``, or None.
+
+    Scheduled crashes first, then the seeded dropout draw for (round, site), one
+    draw for the whole round, so a dropped site misses all its messages of it.
+    """
+    f, name = scenario.failures, scenario.sites.site_name(site)
+    for crash in f.crashes:
+        if crash.site == site and crash.round == server_round and crash.phase in ("round", phase):
+            return f"scheduled crash of {name} in round {server_round} ({phase})"
+    if f.dropout > 0:
+        draw = np.random.default_rng(mix_seed(scenario.seed, server_round, site, _STREAM_DROPOUT)).random()
+        if draw < f.dropout:
+            return f"{name} dropped out of round {server_round} (failures.dropout = {f.dropout:g})"
+    return None
+
+
+def fail_if_scheduled(scenario: Scenario, site: int, server_round: int, phase: str) -> None:
+    """Raise :class:`SimulatedSiteFailure` when the scenario schedules a failure of this message."""
+    if reason := scheduled_failure(scenario, site, server_round, phase):
+        raise SimulatedSiteFailure(reason)

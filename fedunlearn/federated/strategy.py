@@ -10,7 +10,17 @@ customises the hooks, never the loop:
   ``adopt`` the unlearned model(s) become the global model, under
   ``aggregate`` they are averaged with the other updates by the strategy;
 - ``aggregate_evaluate``: pools the sites' confusion counts by summing them and
-  records per-site and pooled metrics and the sites' forget-set metrics.
+  records per-site and pooled metrics and the sites' forget-set metrics; the
+  first forget-set report after a request is applied verifies it in the ledger;
+  the run stops (resumable) when fewer than ``failures.min_sites`` sites answer.
+
+Every request goes through the server's :class:`~fedunlearn.federated.ledger.ServerLedger`
+(``pending -> applied -> verified``). A failed unlearning pass leaves it pending:
+the policy sends it again in the next round it acts, until the site answers.
+
+``round_offset`` shifts Flower's round numbers (1, 2, ...) when a run resumes
+from a checkpoint, so every hook, and Flower's own ``server-round`` config,
+sees the run's true round.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -25,6 +36,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedYogi
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords, aggregate_metricrecords
 
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.policy import PolicySpec, fresh_global_arrays, get_policy
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario
@@ -47,6 +60,7 @@ class FederationPlan:
 
     scenario: Scenario
     node_of: dict[int, int]
+    ledger: ServerLedger
     pending: dict[int, list[int]] = field(default_factory=dict)  # site -> request ids not yet honoured
     withdrawing: dict[int, list[int]] = field(default_factory=dict)  # site -> accepted ids not yet confirmed dropped
     accepted: set[int] = field(default_factory=set)
@@ -81,6 +95,7 @@ class FederationPlan:
                 self.accepted.add(rid)
                 self.pending.setdefault(req.site, []).append(rid)
                 self.withdrawing.setdefault(req.site, []).append(rid)
+                self.ledger.request(rid, self.name(req.site), req.round, req.fraction, req.mode)
 
     def _acts(self, server_round: int) -> bool:
         return self.policy.acts_at(server_round, self.scenario.deletion.batch_every)
@@ -122,26 +137,54 @@ class FederationPlan:
         self.pending = {}
         return covered
 
+    def state(self) -> dict[str, Any]:
+        """The plan's progress, as JSON-able data (for checkpoints)."""
+        def by_site(d: dict[int, list[int]]) -> dict[str, list[int]]:
+            return {str(k): list(v) for k, v in sorted(d.items()) if v}
+
+        return {"accepted": sorted(self.accepted), "pending": by_site(self.pending),
+                "withdrawing": by_site(self.withdrawing)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`state`."""
+        self.accepted = {int(r) for r in state["accepted"]}
+        self.pending = {int(k): [int(r) for r in v] for k, v in state["pending"].items()}
+        self.withdrawing = {int(k): [int(r) for r in v] for k, v in state["withdrawing"].items()}
+
+
+class FederationStopped(FedunlearnError):
+    """Too few sites answered a round (``failures.min_sites``): the run stops, incomplete and resumable."""
+
 
 class DeletionAware:
     """Mixin: put it before a Flower strategy class (see :func:`make_strategy`)."""
 
     plan: FederationPlan
     recorder: RunRecorder
+    round_offset: int
 
     def bind(self, plan: FederationPlan, recorder: RunRecorder) -> None:
         self.plan, self.recorder = plan, recorder
         self.round_seconds: dict[str, float] = {}
+        self.round_offset = 0
         self._t0 = 0.0
+        self._unlearning: dict[int, list[int]] = {}  # site -> request ids sent for unlearning this round
+
+    @property
+    def ledger(self) -> ServerLedger:
+        return self.plan.ledger
 
     # ------------------------------------------------------------------ train
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        server_round += self.round_offset
         self._t0 = time.perf_counter()
         if reset := self.plan.resets_at(server_round):  # retrain policy: restart from a fresh global model
             arrays = fresh_global_arrays(self.plan.scenario, server_round)
             if hasattr(self, "m_t"):  # FedAdam/FedYogi: the server optimiser's moments restart too
                 self.m_t = self.v_t = None
             self.recorder.event("retrain-reset", server_round, requests=reset)
+            for rid in reset:
+                self.ledger.applied(rid, server_round, "retrain-reset", {})
         base = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
         if not base:
             return []
@@ -160,23 +203,26 @@ class DeletionAware:
                 messages.append(Message(RecordDict({arr_key: content[arr_key], cfg_key: cfg}), self.plan.node_of[s], "train"))
             else:
                 messages.append(Message(content, self.plan.node_of[s], "train"))
+        self._unlearning = deleting
         for site, rids in deleting.items():
             cfg = ConfigRecord(dict(content[cfg_key]))
             cfg["request-ids"] = rids
             messages.append(Message(RecordDict({arr_key: arrays, cfg_key: cfg}), self.plan.node_of[site], "train.unlearn"))
+            for rid in rids:
+                self.ledger.attempted(rid)
             self.recorder.event("deletion-sent", server_round, site=self.plan.name(site), requests=rids,
                                 method=self.plan.scenario.deletion.method, integration=integration)
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
         # Replies arrive in whatever order the actors finish; floating-point sums are not associative,
         # so aggregate in site order to make a run reproducible bit for bit.
         replies = self._in_site_order(replies)
         unlearned: list[Message] = []
         for msg in replies:
             if msg.has_error():
-                site = self._site_name(msg)
-                self.recorder.event("site-failure", server_round, site=site, phase="train", reason=msg.error.reason)
+                self._train_failure(server_round, msg)
                 continue
             info = msg.content["info"]
             site_name = self.plan.name(int(info["site"]))
@@ -191,6 +237,8 @@ class DeletionAware:
             elif "withdrawn-ids" in info:
                 withdrawn = [int(r) for r in info["withdrawn-ids"]]
                 self.plan.withdrawn(int(info["site"]), withdrawn)
+                for rid, count in zip(withdrawn, info["withdrawn-counts"]):
+                    self.ledger.counted(rid, int(count))
                 self.recorder.event("withdrawal-applied", server_round, site=site_name, requests=withdrawn)
         self.round_seconds["train"] = time.perf_counter() - self._t0
         if unlearned and self.plan.scenario.deletion.integration == "adopt":
@@ -205,6 +253,23 @@ class DeletionAware:
             return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 
+    def _train_failure(self, server_round: int, msg: Message) -> None:
+        """A site failed its train or unlearn message: log it; its requests stay pending, to be retried."""
+        reason = _gist(msg.error.reason)
+        try:
+            site: int | None = self.plan.site_of(msg.metadata.src_node_id)
+        except KeyError:
+            site = None
+        rids = self._unlearning.get(site, []) if site is not None else []
+        self.recorder.event("site-failure", server_round, site=self._site_name(msg),
+                            phase="unlearn" if rids else "train", reason=reason)
+        if rids:
+            for rid in rids:
+                self.ledger.failed(rid, reason)
+            self.recorder.event("deletion-failed", server_round, site=self._site_name(msg), requests=rids,
+                                retry="the requests stay pending and are sent again in the next round the policy "
+                                "acts; the site keeps their rows out of training")
+
     def _record_unlearn(self, server_round: int, site: int, info: ConfigRecord) -> None:
         rids = [int(r) for r in info["request-ids"]]
         self.plan.unlearned(site, rids)
@@ -217,12 +282,16 @@ class DeletionAware:
             **{k.replace("after.", "").replace("-", "_"): v for k, v in values.items() if k.startswith("after.") and k != "after.forget_count"},
             **{k.replace(".", "_").replace("-", "_"): v for k, v in values.items() if k.startswith("before.") and k != "before.forget_count"},
         }, request=req)
+        after = {k.removeprefix("after."): v for k, v in values.items() if k.startswith("after.")}
+        for rid, count in zip(rids, info["request-counts"]):
+            self.ledger.applied(rid, server_round, str(info["method"]), after, sample_count=int(count))
         self.recorder.event("deletion-applied", server_round, site=name, requests=rids, method=str(info["method"]),
                             forget_count=int(values["forget-count"]), ubac=values.get("after.ubac"),
                             mia_efficacy=values.get("after.mia_efficacy"), seconds=values["unlearn-seconds"])
 
     # --------------------------------------------------------------- evaluate
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        server_round += self.round_offset
         self._t_eval = time.perf_counter()
         base = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
         if not base:
@@ -231,12 +300,13 @@ class DeletionAware:
         return [Message(base[0].content, node, "evaluate") for node in self.plan.node_of.values()]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round += self.round_offset
         costs = self._costs()
         confusions: list[Confusion] = []
         for msg in self._in_site_order(replies):
             if msg.has_error():
                 self.recorder.event("site-failure", server_round, site=self._site_name(msg), phase="evaluate",
-                                    reason=msg.error.reason)
+                                    reason=_gist(msg.error.reason))
                 continue
             m = msg.content["metrics"]
             conf = Confusion.from_mapping(m)
@@ -253,7 +323,16 @@ class DeletionAware:
                 by_request.setdefault(rid, {})[metric] = float(value)
             for rid, values in by_request.items():
                 self.recorder.metrics(server_round, site_name, "forget", values, request=rid)
+                if self.ledger.verified(int(rid.removeprefix("r")), server_round, values):
+                    self.recorder.event("deletion-verified", server_round, site=site_name, requests=[rid],
+                                        ubac=values.get("ubac"), mia_efficacy=values.get("mia_efficacy"))
         self.round_seconds["evaluate"] = time.perf_counter() - self._t_eval
+        needed = self.plan.scenario.failures.min_sites
+        if len(confusions) < needed:
+            reason = (f"only {len(confusions)} of {self.plan.scenario.sites.count} sites answered round {server_round}, "
+                      f"fewer than failures.min_sites = {needed}")
+            self.recorder.event("run-stopped", server_round, reason=reason)
+            raise FederationStopped(reason)
         if not confusions:
             return None
         pooled = pool(confusions)
@@ -279,6 +358,16 @@ class DeletionAware:
             return self.plan.name(self.plan.site_of(msg.metadata.src_node_id))
         except KeyError:
             return f"node-{msg.metadata.src_node_id}"
+
+
+def _gist(text: str) -> str:
+    """The gist of a failure reason: Flower wraps the site's exception in
+    ``Exception ClientAppException occurred. Message: <text>'>``, or sends a traceback."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    if "Message: " in last:
+        last = last.split("Message: ", 1)[1].removesuffix("'>")
+    return last[:500]
 
 
 def _reweighted(content: RecordDict, weight: float) -> RecordDict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.policy import POLICY_NAMES, expand_requests, fresh_global_arrays, get_policy, policy_cost
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import ForgetRequest, scenario_from_mapping
@@ -94,9 +97,13 @@ REQS = [{"round": 1, "site": 0, "fraction": 0.1}, {"round": 2, "site": 1, "fract
         {"round": 2, "site": 0, "fraction": 0.1}, {"round": 3, "site": 2, "fraction": 0.1}]
 
 
+def _ledger() -> ServerLedger:
+    return ServerLedger(Path(tempfile.mkdtemp(prefix="fu-ledger-")) / "ledger.sqlite")
+
+
 def _plan(**deletion) -> FederationPlan:
     s = small_scenario(training={"rounds": 6}, deletion={"requests": REQS, **deletion})
-    return FederationPlan(s, {0: 100, 1: 101, 2: 102})
+    return FederationPlan(s, {0: 100, 1: 101, 2: 102}, _ledger())
 
 
 def _applied(plan: FederationPlan, due: dict[int, list[int]]) -> None:
@@ -159,7 +166,7 @@ def test_federated_retrain_schedules_nothing() -> None:
 def test_plan_uses_the_effective_request_list() -> None:
     s = small_scenario(training={"rounds": 8}, deletion={"requests": REQS[:1], "stochastic": {"rate": 1.0, "fraction": 0.1,
                                                                                               "sites": [2], "start_round": 5}})
-    plan = FederationPlan(s, {0: 100, 1: 101, 2: 102})
+    plan = FederationPlan(s, {0: 100, 1: 101, 2: 102}, _ledger())
     assert plan.deletions_at(1) == {0: [0]}
     plan.unlearned(0, [0])
     assert plan.deletions_at(5) == {2: [1]}
@@ -184,7 +191,7 @@ def _reply(site: int, kind: str, n: int, value: float) -> _Reply:
     metrics = MetricRecord({"num-examples": n, "train-loss": 0.0, "seconds": 0.1, "images": n})
     info = {"site": site, "kind": kind}
     if kind == "unlearn":
-        info.update({"method": "none", "request-ids": [0], "forget-count": 5, "retain-count": 0,
+        info.update({"method": "none", "request-ids": [0], "request-counts": [5], "forget-count": 5, "retain-count": 0,
                      "unlearn-seconds": 0.0, "unlearn-images": 0})
     return _Reply(RecordDict({"arrays": arrays, "metrics": metrics, "info": ConfigRecord(info)}), 100 + site)
 
@@ -192,7 +199,7 @@ def _reply(site: int, kind: str, n: int, value: float) -> _Reply:
 @pytest.mark.parametrize("integration", ["adopt", "aggregate"])
 def test_sites_with_nothing_left_do_not_divide_by_zero(tmp_path, integration: str) -> None:
     s = small_scenario(deletion={"integration": integration})
-    plan = FederationPlan(s, {0: 100, 1: 101, 2: 102})
+    plan = FederationPlan(s, {0: 100, 1: 101, 2: 102}, _ledger())
     strategy = make_strategy(s, plan, RunRecorder(tmp_path, "salun-cra"))
     strategy._t0 = 0.0
     if integration == "adopt":  # the only unlearning site had no retain data: its (unchanged) model is adopted

@@ -29,7 +29,7 @@ BAD = [
     ({"training": {"round": 5}}, f"training.round: unknown key 'round'; allowed keys in training: {TRAINING_KEYS}; "
                                  "did you mean 'rounds'?"),
     ({"trainig": {}}, "trainig: unknown key 'trainig'; allowed keys at the top level: name, seed, model, device, data, "
-                      "sites, training, deletion, evaluation, ray; did you mean 'training'?"),
+                      "sites, training, deletion, evaluation, ray, failures; did you mean 'training'?"),
     ({"training": 5}, f"training: bad value 5 (an integer); allowed: a mapping with keys {TRAINING_KEYS}"),
     ({"training": {"strategy": "fedavgg"}},
      "training.strategy: bad value 'fedavgg'; allowed: one of fedavg, fedprox, fedadam, fedyogi, fedmedian"),
@@ -65,7 +65,7 @@ BAD = [
      "(these sum to 1.3)"),
     ({"sites": {"count": 2, "names": ["a", "a"]}}, "sites.names: bad value ['a', 'a']; allowed: distinct names, one per site"),
     ({"sites": {"count": 2, "names": ["a", "b/c"]}},
-     "sites.names[1]: bad value 'b/c'; allowed: a name of letters, digits, '.', '_', '-' (it names a folder)"),
+     "sites.names[1]: bad value 'b/c'; allowed: a name of letters, digits, '.', '_', '-', starting with a letter or digit, at most 100 characters (it names a folder)"),
     ({"training": {"min_sites": 9}}, "training.min_sites: bad value 9; allowed: an integer in [1, 4] (sites.count is 4)"),
     ({"ray": {"num_gpus_per_client": "lots"}},
      "ray.num_gpus_per_client: bad value 'lots' (a string); allowed: auto or a number in [0, 1]"),

@@ -42,7 +42,7 @@ def test_key_paths_follow_the_schema_with_list_indices() -> None:
 @pytest.mark.parametrize(("grid", "message"), [
     ("deltion.method=rl,ga",
      "--grid deltion.method=rl,ga: unknown key 'deltion' in the top level; allowed keys there: name, seed, model, "
-     "device, data, sites, training, deletion, evaluation, ray; did you mean 'deletion'?"),
+     "device, data, sites, training, deletion, evaluation, ray, failures; did you mean 'deletion'?"),
     ("training.rounds.x=1", "--grid training.rounds.x=1: training.rounds is a value, not a section or a list"),
     ("training[0]=1", "--grid training[0]=1: training is not a list; drop the index [0]"),
     ("deletion.method", "--grid deletion.method: expected KEY=V1,V2,... e.g. --grid deletion.method=salun-cra,retrain"),
