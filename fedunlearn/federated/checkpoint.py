@@ -67,7 +67,8 @@ class Checkpoint:
 
 
 def _save_tensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(path))
+    # np.asarray, not np.ascontiguousarray: that one turns 0-d arrays (BatchNorm's counter) into shape (1,)
+    save_file({k: torch.from_numpy(np.asarray(v, order="C")) for k, v in arrays.items()}, str(path))
 
 
 def _load_tensors(path: Path) -> dict[str, np.ndarray]:

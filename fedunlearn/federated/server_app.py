@@ -245,15 +245,26 @@ def _scenario_path(value: str) -> Path:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Entry point for ``flwr run .``: run config keys ``scenario``, ``run-dir``, ``overrides``."""
+    """Entry point for ``flwr run .``: run config keys ``scenario``, ``run-dir``, ``overrides``, ``resume``
+    (``resume=true`` continues the unfinished run in ``run-dir`` with the scenario saved there)."""
+    from fedunlearn.federated.simulation import check_resumable
+
     cfg = context.run_config
     overrides = [o for o in str(cfg.get("overrides", "")).split(";") if o.strip()]
-    scenario = load_scenario(_scenario_path(str(cfg.get("scenario") or "configs/quickstart.yaml")), overrides)
-    run_dir = Path(str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")).resolve()
-    start_run_dir(run_dir, scenario)
+    resume = str(cfg.get("resume", "")).lower() in ("1", "true", "yes")
+    if resume:
+        if not cfg.get("run-dir"):
+            raise FedunlearnError("resume=true needs run-dir, the folder of the run to continue")
+        run_dir = Path(str(cfg["run-dir"])).resolve()
+        check_resumable(run_dir)
+        scenario = load_scenario(run_dir / "scenario.yaml", overrides)
+    else:
+        scenario = load_scenario(_scenario_path(str(cfg.get("scenario") or "configs/quickstart.yaml")), overrides)
+        run_dir = Path(str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")).resolve()
+        start_run_dir(run_dir, scenario)
     progress = Progress()
     progress(f"run directory: {run_dir}")
-    run_federation(grid, scenario, run_dir, progress)
+    run_federation(grid, scenario, run_dir, progress, resume=resume)
 
 
 def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,

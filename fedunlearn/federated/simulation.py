@@ -141,16 +141,18 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
                 backend_config=backend_config(scenario, ray_tmp, verbose),
                 verbose_logging=verbose,
             )
-        except Exception as exc:
+        except Exception as exc:  # the ServerApp stopped the run, or the engine itself failed
             abort.set()
-            raise FedunlearnError(f"the simulation engine failed ({_root_cause(exc)}); {run_dir} is incomplete, "
-                                  f"`fedunlearn run --resume {run_dir}` continues it once the cause is fixed") from None
+            failure = f"the simulation engine failed ({_root_cause(exc)})"
+        else:
+            failure = "the simulation stopped before the end (see events.jsonl and the log above)"
         finally:
             if ray.is_initialized():
                 ray.shutdown()
             shutil.rmtree(ray_tmp, ignore_errors=True)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     if not manifest.get("complete"):
-        why = manifest.get("stopped") or "the simulation stopped before the end (see events.jsonl and the log above)"
-        raise FedunlearnError(f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it")
+        why = manifest.get("stopped") or failure
+        raise FedunlearnError(f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it "
+                              "once the cause is fixed")
     return run_dir

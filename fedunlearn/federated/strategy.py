@@ -178,6 +178,7 @@ class DeletionAware:
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         server_round += self.round_offset
         self._t0 = time.perf_counter()
+        self._unlearning = {}
         if reset := self.plan.resets_at(server_round):  # retrain policy: restart from a fresh global model
             arrays = fresh_global_arrays(self.plan.scenario, server_round)
             if hasattr(self, "m_t"):  # FedAdam/FedYogi: the server optimiser's moments restart too
@@ -323,8 +324,9 @@ class DeletionAware:
                 by_request.setdefault(rid, {})[metric] = float(value)
             for rid, values in by_request.items():
                 self.recorder.metrics(server_round, site_name, "forget", values, request=rid)
-                if self.ledger.verified(int(rid.removeprefix("r")), server_round, values):
-                    self.recorder.event("deletion-verified", server_round, site=site_name, requests=[rid],
+                request_id = int(rid.removeprefix("r"))
+                if self.ledger.verified(request_id, server_round, values):
+                    self.recorder.event("deletion-verified", server_round, site=site_name, requests=[request_id],
                                         ubac=values.get("ubac"), mia_efficacy=values.get("mia_efficacy"))
         self.round_seconds["evaluate"] = time.perf_counter() - self._t_eval
         needed = self.plan.scenario.failures.min_sites

@@ -235,3 +235,23 @@ def test_leak_scan_finds_planted_leaks(full: Run, tmp_path: Path) -> None:
     con.close()
     found = {Path(leak.split(":")[0]).name for leak in scan_run_dir(copy, SCENARIO)}
     assert found == {"a.json", "b.csv", "c.bin", "ledger.sqlite"}
+
+
+# ----------------------------------------------------------------------------- too few sites
+def test_too_few_sites_stop_the_run_incomplete_and_resumable(tmp_path: Path) -> None:
+    from fedunlearn.errors import FedunlearnError
+
+    scenario = small_scenario(training={"rounds": 2},
+                              failures={"min_sites": 3, "crashes": [{"site": 0, "round": 2, "phase": "evaluate"}]})
+    out = tmp_path / "run"
+    with pytest.raises(FedunlearnError) as err:
+        run_scenario(scenario, out, quiet=True)
+    assert str(err.value) == (f"only 2 of 3 sites answered round 2, fewer than failures.min_sites = 3; {out} is "
+                              f"incomplete, `fedunlearn run --resume {out}` continues it once the cause is fixed")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is False and manifest["stopped"].startswith("only 2 of 3 sites")
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["round"]) for e in events if e["event"] in ("site-failure", "run-stopped")] == \
+        [("site-failure", 2), ("run-stopped", 2)]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0001"]
+    assert not (out / "model.safetensors").exists()
