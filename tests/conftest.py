@@ -54,3 +54,28 @@ def synthetic() -> BinaryDataset:
 @pytest.fixture
 def cpu() -> torch.device:
     return torch.device("cpu")
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Any start of Ray or of Flower's simulation engine fails the test: the error under test must come first.
+
+    ``run_scenario`` turns any exception of the engine into a one-line FedunlearnError, so raising alone
+    could pass unnoticed: every attempt is also recorded (the list yielded) and checked at teardown.
+    """
+    import flwr.simulation
+    import ray
+
+    starts: list[str] = []
+
+    def refuse(*args, **kwargs):
+        starts.append("Ray started")
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(flwr.simulation, "run_simulation", refuse)
+    # a long FEDUNLEARN_RAY_TMP from the environment would be refused before what the tests check
+    monkeypatch.delenv("FEDUNLEARN_RAY_TMP", raising=False)
+    monkeypatch.delenv("FEDUNLEARN_DEBUG", raising=False)
+    yield starts
+    assert starts == [], "Ray or the simulation engine was started"

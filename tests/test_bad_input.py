@@ -99,23 +99,6 @@ deletion:
 
 
 # --------------------------------------------------------------------------- helpers
-class RayStarted(AssertionError):
-    """The code under test went on to start Ray; the error it should raise comes too late."""
-
-
-@pytest.fixture
-def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make any start of Ray or of Flower's simulation engine fail the test (errors must come first)."""
-    import flwr.simulation
-    import ray
-
-    def refuse(*args, **kwargs):
-        raise RayStarted("Ray would start here: this bad input is only detected after Ray starts")
-
-    monkeypatch.setattr(ray, "init", refuse)
-    monkeypatch.setattr(flwr.simulation, "run_simulation", refuse)
-
-
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Run the CLI in-process; return (exit code, stderr stripped)."""
     code = main(argv)

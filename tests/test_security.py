@@ -334,24 +334,8 @@ def test_hostile_scenario_name_is_rejected(name: str) -> None:
 @pytest.mark.parametrize("name", ["quickstart", "paper-dermamnist-20", "bench-erasure-salun-cra", "n0", "x=y",
                                   "site-leaves-tiny", "v1.2_final"])
 def test_ordinary_scenario_names_stay_valid(name: str) -> None:
-    """What a fix of the name check must keep accepting (shipped configs, tests, bench)."""
+    """What the name check must keep accepting (shipped configs, tests, bench)."""
     assert _validation_error({"name": name}) is None
-
-
-class _RayStarted(RuntimeError):
-    pass
-
-
-@pytest.fixture
-def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    import flwr.simulation
-    import ray
-
-    def refuse(*args, **kwargs):
-        raise _RayStarted("Ray would start")
-
-    monkeypatch.setattr(ray, "init", refuse)
-    monkeypatch.setattr(flwr.simulation, "run_simulation", refuse)
 
 
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/abs-escape", "a/b"])

@@ -21,8 +21,8 @@ from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.evaluation import EvalSet, predict_sets, split_metrics
+from fedunlearn.federated.checkpoint import Checkpoint, latest_checkpoint, restore_strategy, save_checkpoint
 from fedunlearn.federated.grid import WatchedGrid
-from fedunlearn.federated.checkpoint import latest_checkpoint, restore_strategy, save_checkpoint
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.recorder import RunRecorder
@@ -150,6 +150,29 @@ def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
                                                   "note": "run in progress or interrupted; results are not final"})
 
 
+def _begin(run_dir: Path, scenario: Scenario, recorder: RunRecorder, resume: bool) -> Checkpoint | None:
+    """Put the run's records where it (re)starts; returns the checkpoint it resumes from, if any.
+
+    A resumed run gets back the metric rows, events and server ledger of its
+    newest checkpoint; one that stopped before its first checkpoint starts over
+    (the sites' own ledgers are never rolled back: withdrawn rows stay withdrawn).
+    """
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        recorder.restore(checkpoint.rows, checkpoint.event_lines)
+        ServerLedger(run_dir / SERVER_LEDGER).restore(checkpoint.ledger)
+    else:
+        if resume:
+            recorder.restore(recorder.table().iloc[0:0], 0)
+            remove_ledger_files(run_dir / SERVER_LEDGER)
+        recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count,
+                       rounds=scenario.training.rounds)
+    if resume:
+        recorder.event("run-resumed", checkpoint.server_round if checkpoint is not None else 0,
+                       checkpoint=str(checkpoint.path.relative_to(run_dir)) if checkpoint is not None else None)
+    return checkpoint
+
+
 def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,
                    abort: threading.Event | None = None) -> None:
     """The whole run, from setup to the files of the run directory.
@@ -165,22 +188,9 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
         grid = WatchedGrid(grid, abort)
     run_dir.mkdir(parents=True, exist_ok=True)
     recorder = RunRecorder(run_dir, scenario.deletion.method, progress)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    ledger_path = run_dir / SERVER_LEDGER
-    if checkpoint is not None:
-        recorder.restore(checkpoint.rows, checkpoint.event_lines)
-        ServerLedger(ledger_path).restore(checkpoint.ledger)
-    else:
-        if resume:  # stopped before the first checkpoint: start over (the sites' ledgers stay)
-            recorder.restore(recorder.table(), 0)
-            remove_ledger_files(ledger_path)
-        recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count,
-                       rounds=scenario.training.rounds)
+    checkpoint = _begin(run_dir, scenario, recorder, resume)
     start_round = checkpoint.server_round if checkpoint is not None else 0
-    if resume:
-        recorder.event("run-resumed", start_round, checkpoint=str(checkpoint.path.relative_to(run_dir))
-                       if checkpoint is not None else None)
-    ledger = ServerLedger(ledger_path)
+    ledger = ServerLedger(run_dir / SERVER_LEDGER)
     node_of = setup_sites(grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort)
     plan = FederationPlan(scenario, node_of, ledger)
     strategy = make_strategy(scenario, plan, recorder)

@@ -24,29 +24,7 @@ from tests.federated.conftest import small_scenario
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml")
 
 
-@pytest.fixture(autouse=True)
-def no_ray(monkeypatch: pytest.MonkeyPatch):
-    """Any start of Ray or of Flower's simulation engine fails the test: each refusal must come first.
-
-    ``run_scenario`` turns any exception of the engine into a one-line FedunlearnError, so raising
-    alone could pass unnoticed: every attempt is also recorded and checked at teardown.
-    """
-    import flwr.simulation
-    import ray
-
-    starts: list[str] = []
-
-    def refuse(*args, **kwargs):
-        starts.append("Ray started")
-        raise AssertionError("Ray started")
-
-    monkeypatch.setattr(ray, "init", refuse)
-    monkeypatch.setattr(flwr.simulation, "run_simulation", refuse)
-    # a long FEDUNLEARN_RAY_TMP from the environment would be refused before the run directory is checked
-    monkeypatch.delenv("FEDUNLEARN_RAY_TMP", raising=False)
-    monkeypatch.delenv("FEDUNLEARN_DEBUG", raising=False)
-    yield starts
-    assert starts == [], "Ray or the simulation engine was started"
+pytestmark = pytest.mark.usefixtures("no_ray")  # tests/conftest.py: every refusal must come before Ray
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
