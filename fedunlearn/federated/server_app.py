@@ -214,7 +214,8 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
         atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name, "stopped": str(stop),
                                                       "note": "run stopped; results are not final"})
         raise
-    final = result.arrays if result.arrays is not None else evaluator.last_arrays
+    # Flower leaves an empty ArrayRecord when no round ran (a resume after the last checkpoint)
+    final = result.arrays if result.arrays is not None and len(result.arrays) else evaluator.last_arrays
     state = load_arrays(build_model(scenario.model), final).state_dict()
     tmp = run_dir / ".model.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))

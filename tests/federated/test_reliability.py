@@ -255,3 +255,21 @@ def test_too_few_sites_stop_the_run_incomplete_and_resumable(tmp_path: Path) -> 
         [("site-failure", 2), ("run-stopped", 2)]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0001"]
     assert not (out / "model.safetensors").exists()
+
+
+def test_a_run_killed_while_finishing_resumes_to_the_same_files(full: Run, tmp_path: Path) -> None:
+    """Killed after its last checkpoint, before the final files: the resume runs no round, only the ending."""
+    copy = tmp_path / "run"
+    shutil.copytree(full.path, copy)
+    (copy / "manifest.json").write_text(json.dumps({"complete": False}))
+    (copy / "model.safetensors").unlink()
+    with open(copy / "events.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"event": "half-writ')  # a line cut by the kill
+    run_scenario(SCENARIO, copy, quiet=True, resume=True)
+    resumed = Run(copy, SCENARIO)
+    assert resumed.manifest["complete"] is True
+    assert _comparable_metrics(resumed).equals(_comparable_metrics(full))
+    wa, wb = load_file(str(full.path / "model.safetensors")), load_file(str(copy / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert _comparable_events(resumed) == _comparable_events(full)
+    assert [e["round"] for e in resumed.events if e["event"] == "run-resumed"] == [5]
