@@ -91,3 +91,33 @@ def build_manifest(**fields: Any) -> dict[str, Any]:
 
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
     atomic_write_json(Path(run_dir) / "manifest.json", dict(manifest))
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """A run directory's ``manifest.json``; None when there is none.
+
+    Raises
+    ------
+    ValueError
+        If the file exists but cannot be read as a JSON object.
+    """
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return manifest
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run: its manifest says ``complete: true``."""
+    try:
+        manifest = read_manifest(run_dir)
+    except ValueError:
+        return False
+    return manifest is not None and manifest.get("complete") is True
+

@@ -37,7 +37,7 @@ from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import (
     Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping, scenario_to_yaml,
 )
-from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, now_iso
+from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, is_complete, now_iso
 from fedunlearn.progress import Progress
 from fedunlearn.report.tables import summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
@@ -311,14 +311,6 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
 
 
 # ------------------------------------------------------------------ state of run dirs
-def is_complete(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run (its manifest says ``complete: true``)."""
-    try:
-        return json.loads((run_dir / "manifest.json").read_text()).get("complete") is True
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
     data = dict(scenario.get("data") or {})
     data.pop("root", None)  # the same file may sit elsewhere; the manifest keeps its md5

@@ -8,7 +8,6 @@ continues it from its newest checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from fedunlearn.errors import FedunlearnError
+from fedunlearn.io import read_manifest
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.progress import Progress
 
@@ -47,15 +47,14 @@ def check_resumable(run_dir: Path) -> None:
     """Refuse, in one line, a directory that is not an unfinished run, or whose newest checkpoint is unreadable."""
     from fedunlearn.federated.checkpoint import latest_checkpoint
 
-    manifest = run_dir / "manifest.json"
-    if not (run_dir / "scenario.yaml").is_file() or not manifest.is_file():
+    try:
+        manifest = read_manifest(run_dir)
+    except ValueError as exc:
+        raise FedunlearnError(f"{exc}; the run directory is damaged, start the run again") from None
+    if not (run_dir / "scenario.yaml").is_file() or manifest is None:
         raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml or manifest.json); "
                               "pass the folder a `fedunlearn run` wrote")
-    try:
-        complete = bool(json.loads(manifest.read_text()).get("complete"))
-    except (OSError, ValueError, AttributeError) as exc:
-        raise FedunlearnError(f"{manifest} is unreadable ({exc}); the run directory is damaged, start the run again") from None
-    if complete:
+    if manifest.get("complete") is True:
         raise FedunlearnError(f"{run_dir} is a complete run; there is nothing to resume")
     latest_checkpoint(run_dir)
 
@@ -150,8 +149,8 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
             if ray.is_initialized():
                 ray.shutdown()
             shutil.rmtree(ray_tmp, ignore_errors=True)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    if not manifest.get("complete"):
+    manifest = read_manifest(run_dir) or {}
+    if manifest.get("complete") is not True:
         why = manifest.get("stopped") or failure
         raise FedunlearnError(f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it "
                               "once the cause is fixed")

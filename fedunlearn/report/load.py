@@ -19,6 +19,7 @@ import yaml
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import scenario_from_mapping
+from fedunlearn.io import read_manifest
 from fedunlearn.report.tables import RETRAIN
 
 ABSENT = "(absent)"
@@ -74,16 +75,15 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
 
 def _incomplete(path: Path) -> str | None:
     """Why ``path`` is not a finished run, or None."""
-    manifest = path / "manifest.json"
-    if not manifest.is_file():
+    try:
+        manifest = read_manifest(path)
+    except ValueError:
+        return "incomplete run (unreadable manifest.json)"
+    if manifest is None:
         if not (path / "metrics.csv").is_file():
             return "not a run directory (no manifest.json); pass a run directory or a sweep directory"
         return "incomplete run (no manifest.json)"
-    try:
-        complete = json.loads(manifest.read_text()).get("complete") is True
-    except (ValueError, AttributeError):
-        return "incomplete run (unreadable manifest.json)"
-    if not complete:
+    if manifest.get("complete") is not True:
         return "incomplete run (manifest.json says complete: false: interrupted or still running)"
     if not (path / "metrics.csv").is_file():
         return "incomplete run (no metrics.csv)"
@@ -107,7 +107,7 @@ def read_run(path: Path) -> RunData:
         if (path / "events.jsonl").is_file() else ()
     scenario = yaml.safe_load((path / "scenario.yaml").read_text()) if (path / "scenario.yaml").is_file() else {}
     return RunData(path, pd.read_csv(path / "metrics.csv"), events,
-                   json.loads((path / "manifest.json").read_text()), normalized_scenario(scenario))
+                   read_manifest(path) or {}, normalized_scenario(scenario))
 
 
 def load_runs(paths: Sequence[str | Path], *, allow_incomplete: bool = False,
