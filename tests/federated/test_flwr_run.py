@@ -5,6 +5,8 @@ Flower 1.42 reads SuperLink connections from ``$FLWR_HOME/config.toml`` (not fro
 The test isolates everything: its own ``FLWR_HOME``, ``RAY_TMPDIR`` and a free port;
 it starts ``flower-superlink`` itself (so it knows the PID) and, whatever happens,
 stops it and every process it spawned (SuperExec, ``flwr-simulation``, Ray) by PID.
+A second ``flwr run`` with ``resume=true`` finishes a copy of the run left as if killed
+after its last checkpoint.
 """
 
 from __future__ import annotations
@@ -208,19 +210,15 @@ def _manifest(run_dir: Path) -> dict:
         return {}
 
 
-def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink, tmp_path: Path) -> None:
-    scenario = tmp_path / "smoke.yaml"
-    scenario.write_text(SCENARIO_YAML, encoding="utf-8")
-    run_dir = tmp_path / "run"
-    cli_log = tmp_path / "flwr-run.out"
+def _flwr_run(superlink: SuperLink, run_config: str, run_dir: Path, cli_log: Path) -> None:
+    """``flwr run .`` with ``run_config``; returns once ``run_dir``'s manifest says complete (or fails)."""
     command = [
         FLWR, "run", str(REPO), "--stream",
         "--federation-config", f"num-supernodes={SITES} client-resources-num-cpus=1 client-resources-num-gpus=0",
-        # TOML basic strings: json.dumps quotes and escapes a path the same way.
-        "--run-config", f"scenario={json.dumps(str(scenario))} run-dir={json.dumps(str(run_dir))}",
+        "--run-config", run_config,
     ]
     with open(cli_log, "wb") as out:
-        cli = subprocess.Popen(command, cwd=tmp_path, env=superlink.env, stdout=out, stderr=subprocess.STDOUT)
+        cli = subprocess.Popen(command, cwd=cli_log.parent, env=superlink.env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while not _manifest(run_dir).get("complete"):
@@ -247,6 +245,15 @@ def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink
                 cli.kill()
                 cli.wait()
 
+
+def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink, tmp_path: Path) -> None:
+    scenario = tmp_path / "smoke.yaml"
+    scenario.write_text(SCENARIO_YAML, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    # TOML basic strings: json.dumps quotes and escapes a path the same way.
+    _flwr_run(superlink, f"scenario={json.dumps(str(scenario))} run-dir={json.dumps(str(run_dir))}", run_dir,
+              tmp_path / "flwr-run.out")
+
     manifest = _manifest(run_dir)
     assert manifest["complete"] is True
     assert manifest["kind"] == "federated-run" and manifest["scenario"] == "flwr-smoke"
@@ -272,3 +279,16 @@ def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink
     assert (2, "site-1", "unlearn") in seen
     # Every hospital trained in round 1 (site-1 unlearns instead of training in round 2).
     assert all((1, site, "train") in seen for site in sites)
+
+    # resume=true: a copy of the run, as if killed after its last checkpoint, is finished by `flwr run`
+    copy = tmp_path / "resumed"
+    shutil.copytree(run_dir, copy)
+    (copy / "manifest.json").write_text(json.dumps({"complete": False}))
+    (copy / "model.safetensors").unlink()
+    _flwr_run(superlink, f"run-dir={json.dumps(str(copy))} resume=true", copy, tmp_path / "flwr-resume.out")
+    assert _manifest(copy)["resumed"] is True
+    with open(copy / "metrics.csv", newline="") as fh:
+        resumed_rows = list(csv.DictReader(fh))
+    assert [(r["round"], r["site"], r["phase"], r["metric"], r["value"]) for r in resumed_rows
+            if "seconds" not in r["metric"]] == \
+        [(r["round"], r["site"], r["phase"], r["metric"], r["value"]) for r in rows if "seconds" not in r["metric"]]
