@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="run a grid of scenarios (resumable) and summarise each method against Retrain",
         description="Run the Cartesian product of the --grid values of a scenario, each point in DIR/runs/<slug>/, "
         "then write DIR/summary.csv and DIR/summary.md (final-round metrics, mean ± std over seeds, gaps to "
-        "Federated Retrain). Rerunning the same command resumes: finished runs are kept, unfinished ones redone.")
+        "Federated Retrain). Rerunning the same command resumes: finished runs are kept, unfinished ones "
+        "continue from their newest checkpoint (or are redone when they have none).")
     _scenario_args(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help="a scenario key path and its values, parsed as YAML scalars (repeatable; the points are the "
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "local Ray (default 1). Each local Ray sees every CPU of this machine, so N jobs share them; with "
                     "ray.address set, every run joins that Ray cluster and uses the cluster's resources instead")
     sw.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
-                    help="stop a run still going after this long; it counts as failed and is redone next time "
+                    help="stop a run still going after this long; it counts as failed and is resumed next time "
                     "(default: no limit)")
     sw.add_argument("--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)")
     sw.set_defaults(func=_cmd_sweep)

@@ -4,7 +4,8 @@ The grid is parsed once into a frozen :class:`SweepPlan`; every point is
 validated before anything runs. Each point runs as its own
 ``python -m fedunlearn run`` subprocess (its own Ray) into
 ``DIR/runs/<slug>/``; a run whose ``manifest.json`` says ``complete`` is never
-redone, a half-written one is removed and redone. The summary
+redone, a half-finished one resumes from its newest checkpoint
+(``run --resume``), or is removed and redone when it has none. The summary
 (``summary.csv``, ``summary.md``) is computed from the runs' ``metrics.csv``
 only, by :mod:`fedunlearn.report.tables`.
 """
@@ -34,6 +35,7 @@ import yaml
 from pydantic import BaseModel
 
 from fedunlearn.errors import FedunlearnError
+from fedunlearn.federated.checkpoint import latest_checkpoint
 from fedunlearn.federated.scenario import (
     Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping, scenario_to_yaml,
 )
@@ -317,8 +319,21 @@ def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
     return {**scenario, "data": data}
 
 
+def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
+    """The round after which a half-finished run of ``point`` can resume: its newest checkpoint's, when that
+    is readable and the run is of the same scenario; None when the run must be redone."""
+    try:
+        checkpoint = latest_checkpoint(run_dir)
+        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
+    except (FedunlearnError, OSError):
+        return None
+    if checkpoint is None or _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
+        return None
+    return checkpoint.server_round
+
+
 def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
-    """Points still to run; removes half-written run dirs (they are redone).
+    """Points still to run; a half-finished run resumes from its newest checkpoint, or is removed and redone.
 
     Raises
     ------
@@ -341,17 +356,24 @@ def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
         if run_dir.exists():
             if any(run_dir.iterdir()) and not any((run_dir / n).exists() for n in ("manifest.json", "scenario.yaml")):
                 raise SweepError(f"{run_dir} exists but is not a fedunlearn run directory; remove it or pass another --out")
-            progress(f"{point.label}: removing the unfinished run in {run_dir} (it is redone)")
-            shutil.rmtree(run_dir)
+            if (after := resumable_round(run_dir, point)) is not None:
+                progress(f"{point.label}: resuming the unfinished run in {run_dir} after round {after}")
+            else:
+                progress(f"{point.label}: removing the unfinished run in {run_dir} (it is redone)")
+                shutil.rmtree(run_dir)
         todo.append(point)
     return todo
 
 
 # ------------------------------------------------------------------ running
 def run_command(plan: SweepPlan, point: SweepPoint) -> list[str]:
-    """The subprocess that runs one point (its own Ray)."""
-    return [sys.executable, "-m", "fedunlearn", "run", str(plan.scenario_file(point)),
-            "--out", str(plan.run_dir(point)), "--quiet"]
+    """The subprocess that runs one point (its own Ray): ``run --resume`` where a checkpoint was kept."""
+    run_dir = plan.run_dir(point)
+    if run_dir.exists() and resumable_round(run_dir, point) is not None:
+        root = point.scenario.data.root  # the data may have moved since the run began
+        return [sys.executable, "-m", "fedunlearn", "run", "--resume", str(run_dir), "--quiet",
+                *(["--data-root", root] if root else [])]
+    return [sys.executable, "-m", "fedunlearn", "run", str(plan.scenario_file(point)), "--out", str(run_dir), "--quiet"]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child

@@ -121,3 +121,38 @@ def test_a_run_past_the_timeout_is_stopped_and_counts_as_failed(tmp_path: Path) 
     failed = run_points(plan, plan.points, 1, Progress(quiet=True), _stand_in({0: 120.0}), timeout_s=1.0)
     assert failed == {"seed=0": "stopped after the run timeout of 1s"}
     assert not is_complete(plan.run_dir(plan.points[0]))
+
+
+def _half_finished_with_checkpoint(plan, point, scenario) -> Path:
+    """A run killed after its first round: scenario, incomplete manifest, one checkpoint."""
+    from fedunlearn.federated.checkpoint import save_checkpoint
+    from fedunlearn.federated.ledger import ServerLedger
+    from fedunlearn.federated.recorder import COLUMNS
+    from fedunlearn.federated.scenario import scenario_to_yaml
+    from fedunlearn.federated.transport import to_arrays
+    from fedunlearn.models import build_model
+
+    run_dir = plan.run_dir(point)
+    run_dir.mkdir(parents=True)
+    (run_dir / "scenario.yaml").write_text(scenario_to_yaml(scenario))
+    (run_dir / "manifest.json").write_text(json.dumps({"complete": False}))
+    ledger = ServerLedger(run_dir / "ledger.sqlite")
+    save_checkpoint(run_dir, 1, to_arrays(build_model(scenario.model)), object(), pd.DataFrame(columns=list(COLUMNS)),
+                    {"accepted": [], "pending": {}, "withdrawing": {}}, ledger.path, 1)
+    return run_dir
+
+
+def test_a_half_finished_run_with_a_checkpoint_is_resumed_not_redone(tmp_path: Path) -> None:
+    from fedunlearn.sweep import run_command
+
+    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out")
+    kept = _half_finished_with_checkpoint(plan, plan.points[0], plan.points[0].scenario)
+    other = _half_finished_with_checkpoint(plan, plan.points[1], plan.points[0].scenario)  # seed 0's run in seed 1's place
+    lines: list[str] = []
+    todo = pending_points(plan, lines.append)  # type: ignore[arg-type]
+    assert [p.slug for p in todo] == ["seed=0", "seed=1"]
+    assert kept.is_dir() and not other.exists()
+    assert lines == [f"{plan.points[0].label}: resuming the unfinished run in {kept} after round 1",
+                     f"{plan.points[1].label}: removing the unfinished run in {other} (it is redone)"]
+    assert run_command(plan, plan.points[0])[3:6] == ["run", "--resume", str(kept)]
+    assert run_command(plan, plan.points[1])[3:5] == ["run", str(plan.scenario_file(plan.points[1]))]
