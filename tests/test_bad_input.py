@@ -184,6 +184,18 @@ def test_run_missing_data_file_creates_no_run_dir(scenario_file: Path, root: Pat
     assert files_under(root) == set()
 
 
+def test_a_ray_folder_too_long_for_its_sockets_is_refused_first(scenario_file: Path, root: Path, tmp_path: Path,
+                                                                capsys, no_ray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's Unix socket paths must fit in 107 bytes; a long FEDUNLEARN_RAY_TMP would crash the engine later."""
+    long_dir = tmp_path / ("x" * 40)
+    monkeypatch.setenv("FEDUNLEARN_RAY_TMP", str(long_dir))
+    out = tmp_path / "run"
+    code, err = cli(command("run", scenario_file, root, out), capsys)
+    assert_one_line_error(code, err, f"FEDUNLEARN_RAY_TMP={long_dir} is too long for Ray's socket paths",
+                          "use a shorter folder, e.g. /tmp")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["centralized", "--data-root", "{root}", "--out", "{out}"],
     ["validate", "{bad_scenario}"],
