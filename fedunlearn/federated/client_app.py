@@ -215,8 +215,9 @@ def evaluate(msg: Message, context: Context) -> Message:
     forget = ConfigRecord({"site": s.site})
     retain = s.pool()
     # Under Federated Retrain the same forget sets are tracked, though they were never trained on.
-    for rid, rows in s.forgotten().items():
-        for k, v in S.forget_report(model, s.scenario, s.site, rows, retain, device=s.device).items():
-            forget[f"r{rid}.{k}"] = v
+    if withdrawn := s.forgotten():
+        for rid, report in S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device).items():
+            for k, v in report.items():
+                forget[f"r{rid}.{k}"] = v
     metrics["seconds"] = time.perf_counter() - t0  # the site's evaluate compute, for `fedunlearn bench`
     return Message(RecordDict({"metrics": metrics, "forget": forget}), reply_to=msg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,22 +174,30 @@ def local_test_confusion(model: nn.Module, scenario: Scenario, site: int, *, dev
     return confusion_of(preds["t"])
 
 
-def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
-                  *, device: torch.device) -> dict[str, float]:
-    """Forget-set metrics computed on site (UBAC, UA, MIA efficacy, forget FNR): aggregates only."""
+def forget_reports(model: nn.Module, scenario: Scenario, site: int, forgets: Mapping[int, torch.Tensor],
+                   retain: torch.Tensor, *, device: torch.device) -> dict[int, dict[str, float]]:
+    """Forget-set metrics computed on site (UBAC, UA, MIA efficacy, forget FNR), aggregates only, for
+    several forget sets on one model: the retain set and the local test shard are predicted once."""
     data = scenario_dataset(scenario, quiet=True)
     val = data.split("val")
-    shards = site_shards(scenario, site)
-    sets = {
-        "forget": EvalSet(data.train.images, data.train.labels, forget),
-        "retain": EvalSet(data.train.images, data.train.labels, retain),
-        "test": EvalSet(val.images, val.labels, shards.test_rows),
-    }
+    sets = {"retain": EvalSet(data.train.images, data.train.labels, retain),
+            "test": EvalSet(val.images, val.labels, site_shards(scenario, site).test_rows)}
+    sets |= {f"forget-{key}": EvalSet(data.train.images, data.train.labels, rows) for key, rows in forgets.items()}
+    preds = predict_sets(model, sets, device=device)
     e = scenario.evaluation
-    report = unlearning_report(predict_sets(model, sets, device=device), RiskCosts(e.c_fp, e.c_fn), e.mia)
-    f = report["forget"]
-    return {"ubac": f["ubac"], "ua": f["ua"], "mia_efficacy": f["mia_efficacy"], "forget_fnr": f["fnr"],
-            "forget_count": float(len(forget))}
+    out = {}
+    for key, rows in forgets.items():
+        split = {"forget": preds[f"forget-{key}"], "retain": preds["retain"], "test": preds["test"]}
+        f = unlearning_report(split, RiskCosts(e.c_fp, e.c_fn), e.mia)["forget"]
+        out[key] = {"ubac": f["ubac"], "ua": f["ua"], "mia_efficacy": f["mia_efficacy"], "forget_fnr": f["fnr"],
+                    "forget_count": float(len(rows))}
+    return out
+
+
+def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
+                  *, device: torch.device) -> dict[str, float]:
+    """:func:`forget_reports` of one forget set."""
+    return forget_reports(model, scenario, site, {0: forget}, retain, device=device)[0]
 
 
 def initial_pool(scenario: Scenario, site: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
