@@ -147,6 +147,8 @@ def _withdraw(s: _Site, rids: list[int], server_round: int) -> list[torch.Tensor
     first time, and a request that finds the pool empty withdraws nothing.
     Each request is committed to the site ledger before the next is chosen.
     """
+    if not rids:  # the usual train message: nothing to read or write
+        return []
     requests = s.scenario.effective_requests
     done = s.forgotten()
     pool = s.pool()
@@ -213,9 +215,9 @@ def evaluate(msg: Message, context: Context) -> Message:
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
     metrics = MetricRecord({"num-examples": conf.n, **conf.as_dict()})
     forget = ConfigRecord({"site": s.site})
-    retain = s.pool()
     # Under Federated Retrain the same forget sets are tracked, though they were never trained on.
     if withdrawn := s.forgotten():
+        retain = S.pool_after(s.scenario, s.site, list(withdrawn.values()))
         for rid, report in S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device).items():
             for k, v in report.items():
                 forget[f"r{rid}.{k}"] = v

@@ -277,13 +277,13 @@ class DeletionAware:
         name = self.plan.name(site)
         req = ",".join(f"r{r}" for r in rids)
         values = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and k not in ("site",)}
+        after = {k.removeprefix("after.").replace("-", "_"): v for k, v in values.items() if k.startswith("after.")}
         self.recorder.metrics(server_round, name, "unlearn", {
             "forget_count": values["forget-count"], "retain_count": values["retain-count"],
             "seconds": values["unlearn-seconds"], "images": values["unlearn-images"],
-            **{k.replace("after.", "").replace("-", "_"): v for k, v in values.items() if k.startswith("after.") and k != "after.forget_count"},
+            **{k: v for k, v in after.items() if k != "forget_count"},
             **{k.replace(".", "_").replace("-", "_"): v for k, v in values.items() if k.startswith("before.") and k != "before.forget_count"},
         }, request=req)
-        after = {k.removeprefix("after."): v for k, v in values.items() if k.startswith("after.")}
         for rid, count in zip(rids, info["request-counts"]):
             self.ledger.applied(rid, server_round, str(info["method"]), after, sample_count=int(count))
         self.recorder.event("deletion-applied", server_round, site=name, requests=rids, method=str(info["method"]),
