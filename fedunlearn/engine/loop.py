@@ -62,6 +62,8 @@ class Phase:
     labels: torch.Tensor
     indices: torch.Tensor
     loss: Loss
+    #: Call ``loss(logits, labels, generator, rows)`` with the batch's row ids (a phase mixing forget and retain rows).
+    pass_rows: bool = False
 
 
 @dataclass
@@ -82,10 +84,13 @@ class GradientMask:
     Before each step gradients are multiplied by the mask; after it, masked-out
     weights are put back to their values at construction and their momentum is
     zeroed, since weight decay and momentum would otherwise still move them
-    (METHOD.md section 4, SalUn).
+    (METHOD.md section 4, SalUn). With ``restore=False`` only the gradients are
+    masked, as the study's public code does (``mask_freeze: gradient``,
+    METHOD.md section 4b): weight decay and momentum then still move them.
     """
 
-    def __init__(self, model: nn.Module, mask: dict[str, torch.Tensor]) -> None:
+    def __init__(self, model: nn.Module, mask: dict[str, torch.Tensor], restore: bool = True) -> None:
+        self.restores = restore
         params = dict(model.named_parameters())
         unknown = set(mask) - set(params)
         if unknown:
@@ -102,6 +107,8 @@ class GradientMask:
 
     @torch.no_grad()
     def restore(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.restores:
+            return
         for p, m, p0 in self._entries:
             p.copy_(torch.where(m, p, p0))
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
@@ -123,6 +130,7 @@ def train(
     mask: GradientMask | None = None,
     select: Callable[[nn.Module], float] | None = None,
     track_rows: bool = False,
+    after_phase: Callable[[int, str, nn.Module], None] | None = None,
 ) -> TrainStats:
     """Run ``cfg.epochs`` epochs; each epoch runs every phase in order.
 
@@ -143,6 +151,10 @@ def train(
         balanced accuracy); the best epoch's weights are loaded at the end.
     track_rows
         Record the unique rows each phase actually trained on (site audits).
+    after_phase
+        Called as ``after_phase(epoch, phase_name, model)`` after every phase of
+        every epoch (e.g. a trace of predictions); the model is put back in
+        train mode afterwards. It must not draw from ``generator``.
     """
     stats = TrainStats()
     total = sum(len(p.indices) for p in phases)
@@ -168,7 +180,7 @@ def train(
             ):
                 with autocast(device, cfg.amp):
                     logits = model(x)
-                loss = phase.loss(logits, y, generator)
+                loss = phase.loss(logits, y, generator, idx) if phase.pass_rows else phase.loss(logits, y, generator)
                 if anchor is not None:
                     loss = loss + _proximal(model, anchor, cfg.prox_mu)
                 opt.zero_grad(set_to_none=True)
@@ -184,6 +196,9 @@ def train(
                 count += len(idx)
                 if track_rows:
                     seen[phase.name].append(idx)
+            if after_phase is not None:
+                after_phase(epoch, phase.name, model)
+                model.train()
         stats.images += count
         stats.epoch_losses.append(float(running) / max(count, 1))
         if select is not None:

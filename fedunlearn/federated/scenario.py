@@ -267,6 +267,21 @@ class UnlearnSettings(_Model):
             raise KeyError(key)
         return getattr(self, key)
 
+    preset: Literal["paper", "study-code"] | None = Field(
+        None, description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
+        "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)")
+    schedule: Literal["sequential", "mixed"] | None = Field(
+        None, description="`sequential`: each epoch a forget pass then a retain pass; `mixed`: one shuffled pass over "
+        "both (`rl`, `salun`, `salun-cra`)")
+    forget_labels: Literal["random", "true"] | None = Field(
+        None, description="labels of the forget rows under cross-entropy: drawn at random, or their true labels")
+    loss_weighting: Literal["class", "none"] | None = Field(
+        None, description="class-balanced cross-entropy (counted on the retain set) or plain cross-entropy")
+    cra_scope: Literal["malignant", "all"] | None = Field(
+        None, description="forget rows that get SalUn-CRA's entropy term (`salun-cra`)")
+    mask_freeze: Literal["restore", "gradient"] | None = Field(
+        None, description="masked-out weights put back after every step, or only their gradients masked "
+        "(`salun`, `salun-cra`)")
     def __len__(self) -> int:
         return len(self.keys())
 

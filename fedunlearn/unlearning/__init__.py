@@ -1,5 +1,14 @@
-"""Unlearning methods (registry) and SalUn's saliency mask."""
+"""Unlearning methods (registry), their ingredient settings and presets, and SalUn's saliency mask."""
 
+from fedunlearn.unlearning.ingredients import (
+    INGREDIENT_NAMES,
+    INGREDIENTS,
+    PRESET_NAMES,
+    PRESETS,
+    RELEVANT,
+    effective,
+    preset_values,
+)
 from fedunlearn.unlearning.methods import (
     METHOD_NAMES,
     MethodSpec,
@@ -13,13 +22,20 @@ from fedunlearn.unlearning.methods import (
 from fedunlearn.unlearning.saliency import mask_fraction, saliency_mask
 
 __all__ = [
+    "INGREDIENTS",
+    "INGREDIENT_NAMES",
     "METHOD_NAMES",
     "MethodSpec",
+    "PRESETS",
+    "PRESET_NAMES",
+    "RELEVANT",
     "UnlearnConfig",
     "UnlearnResult",
     "UnlearnTask",
+    "effective",
     "get_method",
     "mask_fraction",
+    "preset_values",
     "resolve_config",
     "saliency_mask",
     "unlearn",

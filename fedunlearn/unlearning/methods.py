@@ -22,14 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedunlearn.engine.losses import (
-    ClinicalRiskAwareForget,
-    GradientAscent,
-    RandomLabelCE,
-    WeightedCE,
-    class_weights,
-)
+from fedunlearn.engine.losses import ForgetLoss, GradientAscent, WeightedCE, class_weights
 from fedunlearn.engine.loop import GradientMask, Phase, TrainConfig, TrainStats, train
+from fedunlearn.unlearning.ingredients import INGREDIENT_NAMES, check_ingredient, preset_values
 from fedunlearn.unlearning.saliency import mask_fraction, saliency_mask
 
 
@@ -46,11 +41,24 @@ class UnlearnConfig:
     lr_schedule: str = "constant"
     mask_ratio: float = 0.5
     amp: bool = True
+    # The ingredients of METHOD.md section 4b (fedunlearn.unlearning.ingredients); defaults: the paper's.
+    schedule: str = "sequential"
+    forget_labels: str = "random"
+    loss_weighting: str = "class"
+    cra_scope: str = "malignant"
+    mask_freeze: str = "restore"
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}")
+        for name in INGREDIENT_NAMES:
+            check_ingredient(name, getattr(self, name))
         self.train_config()  # validates the shared fields
+
+    def ingredients(self) -> dict[str, str]:
+        """The five ingredient values."""
+        return {name: getattr(self, name) for name in INGREDIENT_NAMES}
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -76,7 +84,7 @@ class UnlearnTask:
             raise ValueError(f"{int(overlap.sum())} rows are in both the forget and the retain set")
 
 
-Schedule = Callable[[UnlearnTask, torch.Tensor], list[Phase]]
+Schedule = Callable[[UnlearnTask, UnlearnConfig, "torch.Tensor | None"], list[Phase]]
 
 
 @dataclass(frozen=True)
@@ -111,23 +119,33 @@ def _phase(name: str, task: UnlearnTask, rows: torch.Tensor, loss) -> Phase:
     return Phase(name=name, images=task.images, labels=task.labels, indices=rows, loss=loss)
 
 
-def _retain_only(task: UnlearnTask, w: torch.Tensor) -> list[Phase]:
+def _retain_only(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -> list[Phase]:
     return [_phase("retain", task, task.retain, WeightedCE(w))]
 
 
-def _gradient_ascent(task: UnlearnTask, w: torch.Tensor) -> list[Phase]:
+def _gradient_ascent(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -> list[Phase]:
     return [_phase("forget", task, task.forget, GradientAscent())]
 
 
-def _random_label(task: UnlearnTask, w: torch.Tensor) -> list[Phase]:
-    return [_phase("forget", task, task.forget, RandomLabelCE(w)), _phase("retain", task, task.retain, WeightedCE(w))]
+def _relabel(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None, entropy: str | None) -> list[Phase]:
+    """A forget pass then a retain pass (``sequential``), or one shuffled pass over both (``mixed``)."""
+    randomise = cfg.forget_labels == "random"
+    if cfg.schedule == "sequential":
+        return [_phase("forget", task, task.forget, ForgetLoss(w, randomise, entropy)),
+                _phase("retain", task, task.retain, WeightedCE(w))]
+    is_forget = torch.zeros(len(task.labels), dtype=torch.bool)
+    is_forget[task.forget] = True
+    rows = torch.cat([task.forget, task.retain])
+    loss = ForgetLoss(w, randomise, entropy, is_forget)
+    return [Phase("mixed", task.images, task.labels, rows, loss, pass_rows=True)]
 
 
-def _risk_aware(task: UnlearnTask, w: torch.Tensor) -> list[Phase]:
-    return [
-        _phase("forget", task, task.forget, ClinicalRiskAwareForget(w)),
-        _phase("retain", task, task.retain, WeightedCE(w)),
-    ]
+def _random_label(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -> list[Phase]:
+    return _relabel(task, cfg, w, None)
+
+
+def _risk_aware(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -> list[Phase]:
+    return _relabel(task, cfg, w, cfg.cra_scope)
 
 
 _RL_DEFAULTS = UnlearnConfig(epochs=10, lr=0.013)
@@ -158,13 +176,19 @@ def get_method(name: str) -> MethodSpec:
 
 
 def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> UnlearnConfig:
-    """The method's defaults with ``overrides`` applied (unknown keys are an error)."""
+    """The method's defaults with ``overrides`` applied (unknown keys are an error).
+
+    A ``preset`` (``paper`` or ``study-code``) first sets the ingredients it
+    gives this method; ingredients named explicitly in ``overrides`` win.
+    """
     spec = get_method(name)
     overrides = dict(overrides or {})
     valid = {f.name for f in dataclasses.fields(UnlearnConfig)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(f"unknown unlearning setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    if overrides.get("preset") is not None:
+        overrides = {**preset_values(overrides["preset"], name), **overrides}
     return dataclasses.replace(spec.defaults, **overrides)
 
 
@@ -179,31 +203,35 @@ def unlearn(
     fresh_model: Callable[[], nn.Module] | None = None,
     retrain_config: TrainConfig | None = None,
     track_rows: bool = False,
+    after_phase: Callable[[int, str, nn.Module], None] | None = None,
 ) -> UnlearnResult:
     """Unlearn ``task.forget`` from ``model`` with method ``name``.
 
     ``model`` is changed in place (except for ``retrain``, which trains
     ``fresh_model()`` with ``retrain_config``, the original training settings).
-    The class weights of every loss are counted on the retain set.
+    The class weights of every loss are counted on the retain set (none with
+    ``loss_weighting: none``; Retrain always trains as the original did).
+    ``after_phase`` is passed to :func:`fedunlearn.engine.train` (traces).
     """
     spec = get_method(name)
     generator = torch.Generator().manual_seed(seed)
+    cfg = config or spec.defaults
     weights = class_weights(task.labels[task.retain])
-    phases = spec.schedule(task, weights)
     if spec.from_scratch:
         if fresh_model is None or retrain_config is None:
             raise ValueError("retrain needs fresh_model and retrain_config (the original training settings)")
         model = fresh_model().to(device)
-        stats = train(model, phases, retrain_config, device=device, generator=generator, track_rows=track_rows)
+        stats = train(model, spec.schedule(task, spec.defaults, weights), retrain_config, device=device,
+                      generator=generator, track_rows=track_rows, after_phase=after_phase)
         return UnlearnResult(name, model, stats, retrain_config)
-    cfg = config or spec.defaults
+    phases = spec.schedule(task, cfg, weights if cfg.loss_weighting == "class" else None)
     mask, fraction, mask_seconds = None, None, 0.0
     if spec.salient:
         t0 = time.perf_counter()
         masks = saliency_mask(model, task.images, task.labels, task.forget, cfg.mask_ratio,
                               device=device, batch_size=cfg.batch_size, amp=cfg.amp)
-        mask, fraction = GradientMask(model, masks), mask_fraction(masks)
+        mask, fraction = GradientMask(model, masks, restore=cfg.mask_freeze == "restore"), mask_fraction(masks)
         mask_seconds = time.perf_counter() - t0
     stats = train(model, phases, cfg.train_config(), device=device, generator=generator, mask=mask,
-                  track_rows=track_rows)
+                  track_rows=track_rows, after_phase=after_phase)
     return UnlearnResult(name, model, stats, cfg, fraction, mask_seconds)

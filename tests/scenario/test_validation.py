@@ -72,7 +72,8 @@ BAD = [
     ({"device": "gpu"}, "device: bad value 'gpu'; allowed: auto, cpu, mps, cuda or cuda:N"),
     ({"deletion": {"unlearn": {"epoch": 3}}},
      "deletion.unlearn.epoch: unknown key 'epoch'; allowed keys in deletion.unlearn: epochs, lr, momentum, "
-     "weight_decay, batch_size, augment, lr_schedule, mask_ratio, amp; did you mean 'epochs'?"),
+     "weight_decay, batch_size, augment, lr_schedule, mask_ratio, amp, preset, schedule, forget_labels, "
+     "loss_weighting, cra_scope, mask_freeze; did you mean 'epochs'?"),
     ({"deletion": {"unlearn": {"epochs": 0}}}, "deletion.unlearn.epochs: bad value 0; allowed: an integer >= 1 or null"),
     ({"deletion": {"policy": "lazy"}}, "deletion.policy: bad value 'lazy'; allowed: one of immediate, batched, retrain"),
     ({"deletion": {"policy": "batched", "batch_every": 50}},
