@@ -104,7 +104,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from fedunlearn.sweep import plan_sweep, run_sweep
 
     overrides = list(args.overrides) + ([f"data.root={args.data_root}"] if args.data_root else [])
-    plan = plan_sweep(args.scenario, args.grid, args.out, overrides)
+    plan = plan_sweep(args.scenario, args.grid, args.out, overrides, control=args.control, retrain=args.retrain)
     try:
         outcome = run_sweep(plan, jobs=args.jobs, progress=Progress(quiet=args.quiet), timeout_s=args.run_timeout)
     except KeyboardInterrupt:
@@ -199,11 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     sw = sub.add_parser(
-        "sweep", help="run a grid of scenarios (resumable) and summarise each method against Retrain",
+        "sweep", help="run a grid of scenarios (resumable) and summarise each method against control and Retrain",
         description="Run the Cartesian product of the --grid values of a scenario, each point in DIR/runs/<slug>/, "
-        "then write DIR/summary.csv and DIR/summary.md (final-round metrics, mean ± std over seeds, gaps to "
-        "Federated Retrain). Rerunning the same command resumes: finished runs are kept, unfinished ones "
-        "continue from their newest checkpoint (or are redone when they have none).")
+        "then write DIR/summary.csv and DIR/summary.md (per method, metric and moment: mean ± std over seeds and "
+        "the paired difference to the control arm and to Federated Retrain with its 95 % bootstrap interval and a "
+        "verdict). The control arm (deletion.method=none) and Retrain are added to the deletion.method axis "
+        "unless --no-control / --no-retrain. Rerunning the same command resumes: finished runs are kept, "
+        "unfinished ones continue from their newest checkpoint (or are redone when they have none).")
     _scenario_args(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help="a scenario key path and its values, parsed as YAML scalars (repeatable; the points are the "
@@ -216,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
                     help="stop a run still going after this long; it counts as failed and is resumed next time "
                     "(default: no limit)")
+    sw.add_argument("--no-control", dest="control", action="store_false",
+                    help="do not add the control arm (deletion.method=none: requests recorded, nothing erased)")
+    sw.add_argument("--no-retrain", dest="retrain", action="store_false",
+                    help="do not add the Federated Retrain arm")
     sw.add_argument("--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)")
     sw.set_defaults(func=_cmd_sweep)
 

@@ -1,13 +1,20 @@
-"""``fedunlearn sweep``: a grid of scenarios, run resumably, summarised against Retrain.
+"""``fedunlearn sweep``: a grid of scenarios, run resumably, summarised against the control arm and Retrain.
 
 The grid is parsed once into a frozen :class:`SweepPlan`; every point is
-validated before anything runs. Each point runs as its own
+validated before anything runs. A grid that compares erasure methods (it
+varies ``deletion.method``, or its base scenario sets a method or deletion
+requests) gets two reference arms on its ``deletion.method`` axis unless told
+otherwise: the control arm ``none`` (requests recorded, nothing erased) and
+Federated Retrain, so that every method is paired by seed and every other grid
+key with both. Each point runs as its own
 ``python -m fedunlearn run`` subprocess (its own Ray) into
 ``DIR/runs/<slug>/``; a run whose ``manifest.json`` says ``complete`` is never
 redone, a half-finished one resumes from its newest checkpoint
 (``run --resume``), or is removed and redone when it has none. The summary
-(``summary.csv``, ``summary.md``) is computed from the runs' ``metrics.csv``
-only, by :mod:`fedunlearn.report.tables`.
+(``summary.csv``: paired differences with bootstrap intervals and verdicts;
+``summary-variants.csv``: the per-variant figures; ``summary.md``) is computed
+from the runs' ``metrics.csv`` only, by :mod:`fedunlearn.report.contrasts` and
+:mod:`fedunlearn.report.tables`.
 """
 
 from __future__ import annotations
@@ -37,11 +44,13 @@ from pydantic import BaseModel
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.checkpoint import latest_checkpoint
 from fedunlearn.federated.scenario import (
-    Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping, scenario_to_yaml,
+    DeletionSection, Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping,
+    scenario_to_yaml,
 )
 from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, is_complete, now_iso
 from fedunlearn.progress import Progress
-from fedunlearn.report.tables import summarize, summary_markdown
+from fedunlearn.report.contrasts import paired_markdown, paired_summary, run_figures
+from fedunlearn.report.tables import CONTROL, RETRAIN, summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
 
 SEED_KEY = "seed"
@@ -86,6 +95,7 @@ class SweepPlan:
     axes: tuple[GridAxis, ...]
     points: tuple[SweepPoint, ...]
     out: Path
+    added_arms: tuple[str, ...] = ()  # deletion.method values the sweep added (control, Retrain)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -111,6 +121,7 @@ class SweepPlan:
             "kind": "fedunlearn-sweep", "created": now_iso(), "scenario": str(self.scenario_path),
             "overrides": list(self.overrides),
             "grid": [{"key": a.key, "values": list(a.values)} for a in self.axes],
+            "added_arms": list(self.added_arms),
             "points": [{"slug": p.slug, "assignments": dict(p.assignments), "run_dir": f"runs/{p.slug}",
                         "scenario": f"scenarios/{p.slug}.yaml"} for p in self.points],
         }
@@ -253,8 +264,51 @@ def slugify(assignments: Sequence[tuple[str, Any]]) -> str:
     return slug
 
 
+def _erases(base: dict[str, Any]) -> bool:
+    """Whether the base scenario sets a deletion method or asks for deletions (explicit or stochastic)."""
+    deletion = base.get("deletion")
+    return isinstance(deletion, dict) and any(deletion.get(k) for k in ("method", "requests", "stochastic"))
+
+
+def with_reference_arms(axes: Sequence[GridAxis], base_method: str, erases: bool, *, control: bool = True,
+                        retrain: bool = True) -> tuple[tuple[GridAxis, ...], tuple[str, ...], bool]:
+    """The grid with the control arm and Retrain on its ``deletion.method`` axis.
+
+    Parameters
+    ----------
+    axes : sequence of GridAxis
+        The parsed ``--grid`` arguments.
+    base_method : str
+        ``deletion.method`` of the base scenario.
+    erases : bool
+        Whether the base scenario sets a method or deletion requests; without
+        a ``deletion.method`` axis, arms are added only then.
+    control, retrain : bool
+        Add the control arm (``none``) / Federated Retrain (``--no-control`` /
+        ``--no-retrain`` turn them off).
+
+    Returns
+    -------
+    tuple
+        The axes (the method axis extended at its end, or a new one first,
+        holding the base method then the arms), the values added, and whether
+        the method axis is new.
+    """
+    wanted = [m for m, on in ((CONTROL, control), (RETRAIN, retrain)) if on]
+    keys = [a.key for a in axes]
+    if METHOD_KEY in keys:
+        axis = axes[keys.index(METHOD_KEY)]
+        added = tuple(m for m in wanted if m not in axis.values)
+        new = GridAxis(METHOD_KEY, (*axis.values, *added))
+        return tuple(new if a.key == METHOD_KEY else a for a in axes), added, False
+    added = tuple(m for m in wanted if m != base_method)
+    if not erases or not added:
+        return tuple(axes), (), False
+    return (GridAxis(METHOD_KEY, (base_method, *added)), *axes), added, True
+
+
 def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
-               overrides: Sequence[str] = ()) -> SweepPlan:
+               overrides: Sequence[str] = (), *, control: bool = True, retrain: bool = True) -> SweepPlan:
     """Parse the grids and validate every point of their Cartesian product.
 
     Parameters
@@ -267,6 +321,12 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
         The sweep directory.
     overrides : sequence of str
         ``--set key=value`` items applied to the base before the grid.
+    control, retrain : bool
+        Add the control arm (``deletion.method=none``) and Federated Retrain to
+        the ``deletion.method`` axis where they are absent
+        (:func:`with_reference_arms`). A method axis the sweep creates leaves
+        the base method's points their old directory names, so a sweep made
+        before the arms existed resumes.
 
     Raises
     ------
@@ -288,15 +348,20 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
     if problems:
         raise SweepError("\n".join(problems))
     base = apply_overrides(read_scenario_yaml(scenario_path), overrides)
+    deletion = base.get("deletion") if isinstance(base.get("deletion"), dict) else {}
+    base_method = deletion.get("method", DeletionSection.model_fields["method"].default)
+    axes, added, new_axis = with_reference_arms(axes, base_method, _erases(base), control=control, retrain=retrain)
+    keys = [a.key for a in axes]
 
     points, failures = [], []
     for combo in itertools.product(*(a.values for a in axes)):
         assignments = tuple(zip(keys, combo))
+        named = tuple((k, v) for k, v in assignments if not (new_axis and k == METHOD_KEY and v == base_method))
         label = ", ".join(f"{k}={format_value(v)}" for k, v in assignments) or "(base scenario)"
         source = f"grid point {label}"
         try:
             raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in assignments], source)
-            points.append(SweepPoint(assignments, slugify(assignments), scenario_from_mapping(raw, source)))
+            points.append(SweepPoint(assignments, slugify(named), scenario_from_mapping(raw, source)))
         except ScenarioError as err:
             failures.append((source, str(err).removeprefix(source + ": ")))
     if failures:
@@ -309,7 +374,7 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
     if clashes:
         raise SweepError(f"grid points share the directory name {clashes[0]!r} once unsafe characters are replaced; "
                          "use values that differ in letters or digits")
-    return SweepPlan(scenario_path, tuple(overrides), tuple(axes), tuple(points), Path(out))
+    return SweepPlan(scenario_path, tuple(overrides), tuple(axes), tuple(points), Path(out), added)
 
 
 # ------------------------------------------------------------------ state of run dirs
@@ -455,13 +520,15 @@ def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progres
 
 # ------------------------------------------------------------------ summary
 def sweep_long_table(plan: SweepPlan) -> pd.DataFrame:
-    """The finished runs' ``metrics.csv`` stacked, with ``run``, ``seed`` and one column per grid key."""
+    """The finished runs' ``metrics.csv`` stacked, with ``run``, ``seed`` and one column per grid key
+    (``method`` from each point's scenario)."""
     frames = []
     for point in plan.points:
         run_dir = plan.run_dir(point)
         if not is_complete(run_dir):
             continue
         m = pd.read_csv(run_dir / "metrics.csv")
+        m["method"] = point.scenario.deletion.method
         m.insert(0, "run", point.slug)
         m.insert(1, "seed", point.scenario.seed)
         for i, (k, v) in enumerate(point.assignments):
@@ -471,26 +538,48 @@ def sweep_long_table(plan: SweepPlan) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def first_request_round(scenario: Scenario) -> int | None:
+    """Round of the scenario's first deletion request (explicit or drawn), None without one."""
+    requests = scenario.effective_requests
+    return min(r.round for r in requests) if requests else None
+
+
 def write_summary(plan: SweepPlan) -> pd.DataFrame | None:
-    """``summary.csv`` (numbers) and ``summary.md`` (mean ± std, gaps) over the finished runs."""
+    """``summary.csv`` (paired long table), ``summary-variants.csv`` (per variant) and ``summary.md``.
+
+    ``summary.csv`` has one row per (other grid keys, method, metric, at) with
+    the columns of :data:`fedunlearn.report.contrasts.SUMMARY_COLUMNS`; it is
+    returned. Arms are paired by seed and every grid key but the method.
+    """
     long = sweep_long_table(plan)
     if long.empty:
         return None
     keys = list(plan.group_keys)
+    others = [k for k in keys if k != METHOD_KEY]
+    firsts = {p.slug: first_request_round(p.scenario) for p in plan.points}
+    paired = paired_summary(run_figures(long, others, firsts), others)
+    atomic_write_csv(plan.out / "summary.csv", paired)
     runs, agg = summarize(long, keys, METHOD_KEY if METHOD_KEY in keys else None)
-    atomic_write_csv(plan.out / "summary.csv", agg)
+    atomic_write_csv(plan.out / "summary-variants.csv", agg)
     base = plan.points[0].scenario
     head = (
         f"# Sweep: {base.name} ({plan.scenario_path})\n\n"
-        f"{len(runs)} of {len(plan.points)} runs finished. At each run's final round: global test Risk II (C_FP = "
-        f"{base.evaluation.c_fp:g}, C_FN = {base.evaluation.c_fn:g}), FNR, BAC; UBAC and MIA efficacy of the "
-        "deleting sites' forget sets; "
-        "mean ± std over seeds. seconds / images: all site training and unlearning; erasure: the unlearning "
-        "passes (for Retrain, the whole retraining). Δ = method minus Federated Retrain with the same other keys "
-        "(MIA: closer to 0 is better, not lower).\n\n"
+        f"{len(runs)} of {len(plan.points)} runs finished. Each method against the control arm (`none`: requests "
+        "recorded, nothing erased) and against Federated Retrain, paired by seed and every other grid key: Δ = "
+        "mean over seeds of (method minus reference) with its 95 % percentile bootstrap interval; a verdict names "
+        "a rise or a fall only when the interval excludes 0. `final`: each run's last round; `erasure`: the first "
+        "global evaluation at or after the first deletion request. Global test Risk II (C_FP = "
+        f"{base.evaluation.c_fp:g}, C_FN = {base.evaluation.c_fn:g}), FNR, BAC, AUC; UBAC and MIA efficacy of the "
+        "deleting sites' forget sets pooled over sites and requests (MIA: closer to Retrain is better, not lower); "
+        "costs at the final round (seconds / images: all site training and unlearning; erasure: the unlearning "
+        "passes, for Retrain the whole retraining). Numbers in summary.csv.\n\n"
     )
-    atomic_write_text(plan.out / "summary.md", head + to_markdown(summary_markdown(runs, agg, keys)))
-    return agg
+    variants = (
+        "\n\n## Per variant (final round)\n\nMean ± std over seeds; Δ = method minus Federated Retrain (means). "
+        "Numbers in summary-variants.csv.\n\n" + to_markdown(summary_markdown(runs, agg, keys))
+    )
+    atomic_write_text(plan.out / "summary.md", head + to_markdown(paired_markdown(paired, others)) + variants + "\n")
+    return paired
 
 
 @dataclass(frozen=True)
@@ -551,5 +640,5 @@ def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = Non
 __all__ = [
     "GridAxis", "SweepError", "SweepOutcome", "SweepPlan", "SweepPoint", "format_value",
     "is_complete", "parse_grid", "parse_value", "pending_points", "plan_sweep", "run_points", "run_sweep",
-    "slugify", "split_values", "sweep_long_table", "write_summary",
+    "slugify", "split_values", "sweep_long_table", "with_reference_arms", "write_summary",
 ]

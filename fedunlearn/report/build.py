@@ -14,9 +14,10 @@ import pandas as pd
 
 from fedunlearn.io import now_iso
 from fedunlearn.report import figures as F
+from fedunlearn.report.contrasts import FINAL, paired_markdown, paired_rounds, paired_summary, run_figures
 from fedunlearn.report.load import RunData, load_runs, long_table
 from fedunlearn.report.render import Figure, Section, write_html, write_markdown
-from fedunlearn.report.tables import RETRAIN, pareto_front, summarize, summary_markdown
+from fedunlearn.report.tables import CONTROL, RETRAIN, pareto_front, summarize, summary_markdown
 
 FORMATS = ("html", "md")
 
@@ -59,7 +60,14 @@ def provenance(runs: Sequence[RunData]) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows), note
 
 
+def _erasing(agg: pd.DataFrame) -> pd.DataFrame:
+    """The variants that erase: the control arm (free, and erasing nothing) is no candidate of a Pareto front."""
+    erasing = agg[agg["method"] != CONTROL]
+    return agg if erasing.empty else erasing
+
+
 def _at_a_glance(agg: pd.DataFrame) -> str:
+    agg = _erasing(agg)
     front = agg[pareto_front(agg["erasure_seconds_mean"], agg["risk_2_mean"])]["variant"].tolist()
     text = f"Pareto front (erasure seconds vs final Risk II): {', '.join(front) or 'n/a'}."
     if "risk_2_gap" in agg.columns:
@@ -71,9 +79,27 @@ def _at_a_glance(agg: pd.DataFrame) -> str:
     return text
 
 
+def _effects(paired: pd.DataFrame, context: Sequence[str]) -> str:
+    """One sentence: each method's verdicts on FNR and Risk II against the control arm at the final round."""
+    rows = paired[(paired["at"] == FINAL) & paired["metric"].isin(["fnr", "risk_2"]) & (paired["method"] != CONTROL)]
+    if not (paired["method"] == CONTROL).any() or rows.empty:
+        return ("No control arm (deletion.method: none) among these runs: the effect of erasing cannot be told "
+                "apart from training noise; add one (`fedunlearn sweep` does by default).")
+    parts = []
+    for values, sub in rows.groupby([*context, "method"], sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        where = ", ".join(f"{k}={v}" for k, v in zip(context, values))
+        label = f"{values[-1]}{f' ({where})' if where else ''}"
+        parts.append(f"{label}: {', '.join(sub['verdict_vs_control'])}")
+    return "Against the control arm at the final round: " + "; ".join(parts) + "."
+
+
 def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
     """Title, meta line and sections of the report on ``runs``."""
     long, keys = long_table(runs)
+    context = keys[1:]
+    paired = paired_summary(run_figures(long, context, {str(r.path): r.first_request_round for r in runs}), context)
+    differences = {m: paired_rounds(long, context, m) for m, _, _ in F.ROUND_METRICS}
     per_run, agg = summarize(long, keys, "method")
     variant_of = long.groupby("run", sort=False)["variant"].first()
     per_run.insert(1, "variant", per_run["run"].map(variant_of))
@@ -98,17 +124,28 @@ def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
             table, _at_a_glance(agg),
             Figure("bars", F.bars_figure(agg), "Final metrics per method (error bars: std over seeds; Retrain hatched)"),
         )),
+        Section("paired", "Paired effects: against the control arm and Retrain", (
+            "Each method minus the control arm (deletion.method none: requests recorded, nothing erased) and minus "
+            "Federated Retrain, paired by seed and every other key: mean over seeds with its 95 % percentile "
+            "bootstrap interval; a verdict names a rise or a fall only when the interval excludes 0. final: each "
+            "run's last round; erasure: the first global evaluation at or after the first deletion request. UBAC and "
+            "MIA of the forget sets pooled over sites and requests.",
+            _effects(paired, context), paired_markdown(paired, context),
+        )),
         Section("rounds", "Risk over rounds", (
-            Figure("rounds", F.rounds_figure(long, variants, rounds),
-                   "Global test Risk II and FNR per round (band: ± std over seeds); dashed: deletion rounds (unlearning passes)"),
+            Figure("rounds", F.rounds_figure(long, variants, rounds, differences),
+                   "Top: global test Risk II and FNR per round (band: ± std over seeds). Bottom: method minus control "
+                   "arm with the same seed, per round (band: 95 % bootstrap interval over seeds). Dashed: deletion "
+                   "rounds (unlearning passes)"),
         )),
         Section("sites", "Per-site risk", (
             Figure("sites", F.heatmap_figure(long, variants),
                    "Risk II on each hospital's local test shard, site x round (pooled: summed confusion counts)"),
         )),
         Section("pareto", "Cost, risk and forgetting", (
-            Figure("pareto", F.pareto_figure(agg),
-                   "Erasure cost vs final Risk II, colour = UBAC; ringed and dashed: the Pareto front (lower is better)"),
+            Figure("pareto", F.pareto_figure(_erasing(agg)),
+                   "Erasure cost vs final Risk II, colour = UBAC; ringed and dashed: the Pareto front (lower is better; "
+                   "the control arm, which erases nothing, is left out)"),
         )),
         Section("provenance", "Provenance", (prov_note, prov)),
     ]

@@ -35,12 +35,36 @@ def colours(variants: Sequence[str]) -> dict[str, tuple]:
     return {v: cmap(i % cmap.N) for i, v in enumerate(variants)}
 
 
-def rounds_figure(long: pd.DataFrame, variants: Sequence[str], deletion_rounds: Sequence[int]) -> bytes:
-    """Global test Risk II and FNR per round, one line per variant (mean, band = ± std over seeds)."""
+#: (metric, raw axis label, paired-difference axis label) of the risk-over-rounds figure.
+ROUND_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("risk_2", "Global Risk II", "Δ Risk II vs control"),
+    ("fnr", "FNR (missed cancers)", "Δ FNR vs control"),
+)
+
+
+def _deletion_lines(ax, deletion_rounds: Sequence[int]) -> None:
+    for i, r in enumerate(sorted(set(deletion_rounds))):
+        ax.axvline(r, color="crimson", ls="--", lw=1, label="deletion round" if i == 0 else None)
+    ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def rounds_figure(long: pd.DataFrame, variants: Sequence[str], deletion_rounds: Sequence[int],
+                  differences: dict[str, pd.DataFrame] | None = None) -> bytes:
+    """Global test Risk II and FNR per round, and their paired difference to the control arm.
+
+    Top row: one line per variant (mean, band = ± std over seeds). Bottom row
+    (when ``differences`` is given): method minus control with the same seed
+    and keys, per round, mean over seeds with its 95 % bootstrap band
+    (:func:`fedunlearn.report.contrasts.paired_rounds`, one frame per metric).
+    """
     g = long[(long["site"] == "global") & (long["phase"] == "test")]
     col = colours(variants)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for ax, metric, label in ((axes[0], "risk_2", "Global Risk II"), (axes[1], "fnr", "FNR (missed cancers)")):
+    rows = 1 if differences is None else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 4 * rows), squeeze=False, constrained_layout=True)
+    for j, (metric, label, diff_label) in enumerate(ROUND_METRICS):
+        ax = axes[0, j]
         for v in variants:
             s = g[(g["variant"] == v) & (g["metric"] == metric)].groupby("round")["value"].agg(["mean", "std"])
             if s.empty:
@@ -48,12 +72,28 @@ def rounds_figure(long: pd.DataFrame, variants: Sequence[str], deletion_rounds: 
             ax.plot(s.index, s["mean"], marker="o", ms=3, color=col[v], label=v)
             ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
                             color=col[v], alpha=0.15, lw=0)
-        for i, r in enumerate(sorted(set(deletion_rounds))):
-            ax.axvline(r, color="crimson", ls="--", lw=1, label="deletion round" if i == 0 else None)
-        ax.set_xlabel("round")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _deletion_lines(ax, deletion_rounds)
         ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        if differences is None:
+            continue
+        ax = axes[1, j]
+        d = differences.get(metric, pd.DataFrame())
+        if d.empty:
+            ax.text(0.5, 0.5, "no control arm (deletion.method: none)\namong these runs", ha="center",
+                    va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        ax.axhline(0.0, color="black", lw=0.8)
+        for v in variants:
+            s = d[d["variant"] == v].sort_values("round")
+            if s.empty:
+                continue
+            ax.plot(s["round"], s["mean"], marker="o", ms=3, color=col[v], label=v)
+            ax.fill_between(s["round"], s["low"].fillna(s["mean"]), s["high"].fillna(s["mean"]),
+                            color=col[v], alpha=0.2, lw=0)
+        _deletion_lines(ax, deletion_rounds)
+        ax.set_ylabel(diff_label)
         ax.legend(fontsize=7)
     return _png(fig)
 

@@ -20,7 +20,7 @@ import yaml
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import scenario_from_mapping
 from fedunlearn.io import read_manifest
-from fedunlearn.report.tables import RETRAIN
+from fedunlearn.report.tables import CONTROL, RETRAIN
 
 ABSENT = "(absent)"
 #: Scenario keys that never make two runs different variants.
@@ -48,6 +48,16 @@ class RunData:
     @property
     def seed(self) -> int:
         return int(self.scenario.get("seed", self.manifest.get("seed", 0)))
+
+    @property
+    def first_request_round(self) -> int | None:
+        """Round of the scenario's first deletion request (explicit or drawn); None without one."""
+        try:
+            requests = [r.round for r in scenario_from_mapping(self.scenario).effective_requests]
+        except FedunlearnError:  # a scenario today's schema refuses: its explicit requests as written
+            requests = [int(r["round"]) for r in (self.scenario.get("deletion") or {}).get("requests") or []
+                        if isinstance(r, Mapping) and "round" in r]
+        return min(requests) if requests else None
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -164,10 +174,10 @@ def long_table(runs: Sequence[RunData]) -> tuple[pd.DataFrame, list[str]]:
     """The runs' metrics stacked with ``run``, ``seed``, ``variant`` and one column per variant key.
 
     Returns the table and the variant keys (``method`` first); runs of
-    Federated Retrain come first, the others in the order given.
+    Federated Retrain come first, then the control arm, the others in the order given.
     """
     context_keys = variant_keys(runs)
-    ordered = sorted(runs, key=lambda r: r.method != RETRAIN)
+    ordered = sorted(runs, key=lambda r: (r.method != RETRAIN, r.method != CONTROL))
     frames = []
     for r in ordered:
         flat = flatten(r.scenario)

@@ -12,7 +12,11 @@ as its ``train`` row of that round and once as its ``unlearn`` row (same round,
 same site). It is counted once, from the ``unlearn`` row. The *erasure cost*
 is what the deletion itself cost: the unlearning passes for an unlearning
 method, and the whole federated training for Federated Retrain (it retrains
-from scratch to erase).
+from scratch to erase); the control arm (``none``) erases nothing.
+
+Forget-set metrics over several requests and sites are pooled: confusion
+counts summed, then the rate computed (:func:`pooled_forget`), the rule of
+:class:`fedunlearn.metrics.Confusion`.
 """
 
 from __future__ import annotations
@@ -22,15 +26,23 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fedunlearn.metrics import Confusion, accuracy, balanced_accuracy, fnr
 from fedunlearn.study.summary import mean_std
 
 RETRAIN = "retrain"
+CONTROL = "none"
+#: Per-request forget-set confusion counts in ``metrics.csv`` (phase ``forget``).
+FORGET_COUNTS: tuple[str, ...] = ("forget_tp", "forget_fp", "forget_tn", "forget_fn")
+#: Global test metrics and pooled forget-set metrics read at a round.
+TEST_METRICS: tuple[str, ...] = ("risk_2", "fnr", "bac", "auc")
+FORGET_METRICS: tuple[str, ...] = ("ubac", "ua", "forget_fnr", "mia_efficacy")
 
 #: (column, title) of the per-run figures, in table order.
 RUN_FIGURES: tuple[tuple[str, str], ...] = (
     ("risk_2", "Risk II"),
     ("fnr", "FNR"),
     ("bac", "BAC"),
+    ("auc", "AUC"),
     ("ubac", "UBAC"),
     ("mia_efficacy", "MIA"),
     ("seconds", "seconds"),
@@ -55,6 +67,55 @@ def _mean(rows: pd.DataFrame, metric: str) -> float:
     return float(vals.mean()) if len(vals) else float("nan")
 
 
+def pooled_forget(forget: pd.DataFrame) -> dict[str, float]:
+    """Forget-set metrics of several requests and sites at one round, from pooled counts.
+
+    Parameters
+    ----------
+    forget : pandas.DataFrame
+        The ``forget`` rows of one run at one round (one set of metrics per
+        site and request).
+
+    Returns
+    -------
+    dict
+        ``ubac`` = 1 - BAC, ``ua`` = 1 - accuracy and ``forget_fnr`` of the
+        summed ``forget_tp/fp/tn/fn`` (the union of the forget sets), and
+        ``mia_efficacy`` weighted by ``forget_count``. Runs written before
+        sites reported these counts (old run directories) fall back to the
+        plain mean of the per-request values, which weighs a small forget set
+        as much as a large one. NaN without forget rows.
+
+    References
+    ----------
+    METHOD.md section 5 (pooling rule); :func:`fedunlearn.metrics.unlearning_metrics`.
+    """
+    out = {m: _mean(forget, m) for m in FORGET_METRICS}
+    if forget.empty:
+        return out
+    keys = [c for c in ("site", "request") if c in forget.columns]
+    rows = forget.assign(**{c: forget[c].fillna("").astype(str) for c in keys})
+    rows = rows.drop_duplicates([*keys, "metric"], keep="last")  # one set of metrics per (site, request)
+    wide = rows.set_index([*keys, "metric"])["value"].astype(float).unstack("metric")
+    if not set(FORGET_COUNTS) <= set(wide.columns) or wide[list(FORGET_COUNTS)].isna().any().any():
+        return out
+    sums = wide[list(FORGET_COUNTS)].astype(float).sum()
+    pooled = Confusion.from_mapping({k.removeprefix("forget_"): sums[k] for k in FORGET_COUNTS})
+    out.update(ubac=1.0 - balanced_accuracy(pooled), ua=1.0 - accuracy(pooled), forget_fnr=fnr(pooled))
+    if "mia_efficacy" in wide and "forget_count" in wide and wide[["mia_efficacy", "forget_count"]].notna().all().all():
+        weights = wide["forget_count"].astype(float)
+        if weights.sum() > 0:
+            out["mia_efficacy"] = float((wide["mia_efficacy"].astype(float) * weights).sum() / weights.sum())
+    return out
+
+
+def figures_at(metrics: pd.DataFrame, rnd: int) -> dict[str, float]:
+    """Global test metrics (:data:`TEST_METRICS`) and pooled forget metrics (:func:`pooled_forget`) at ``rnd``."""
+    at = metrics[metrics["round"] == rnd]
+    g = at[(at["site"] == "global") & (at["phase"] == "test")]
+    return {**{m: _mean(g, m) for m in TEST_METRICS}, **pooled_forget(at[at["phase"] == "forget"])}
+
+
 def run_costs(metrics: pd.DataFrame) -> dict[str, float]:
     """Seconds and images of one run: training, unlearning, total, erasure (see the module notes).
 
@@ -72,7 +133,7 @@ def run_costs(metrics: pd.DataFrame) -> dict[str, float]:
     unlearn = metrics[metrics["phase"] == "unlearn"]
     deletion_replies = set(zip(unlearn["round"], unlearn["site"]))
     train = metrics[metrics["phase"] == "train"]
-    train = train[[(r, s) not in deletion_replies for r, s in zip(train["round"], train["site"])]]
+    train = train[np.array([(r, s) not in deletion_replies for r, s in zip(train["round"], train["site"])], dtype=bool)]
 
     def total(rows: pd.DataFrame, metric: str) -> float:
         return float(rows.loc[rows["metric"] == metric, "value"].astype(float).sum())
@@ -99,17 +160,13 @@ def run_summary(metrics: pd.DataFrame) -> dict[str, float]:
     Returns
     -------
     dict
-        ``risk_2``, ``fnr``, ``bac`` of the global test split at the final round;
-        ``ubac`` and ``mia_efficacy`` of the deleting sites' forget sets at the
-        final round (mean over sites and requests; NaN without deletions); and
-        the costs of :func:`run_costs`.
+        ``risk_2``, ``fnr``, ``bac``, ``auc`` of the global test split at the final
+        round; ``ubac`` and ``mia_efficacy`` of the deleting sites' forget sets at
+        the final round (pooled over sites and requests, :func:`pooled_forget`;
+        NaN without deletions); and the costs of :func:`run_costs`.
     """
-    last = final_round(metrics)
-    at_last = metrics[metrics["round"] == last]
-    g = at_last[(at_last["site"] == "global") & (at_last["phase"] == "test")]
-    forget = at_last[at_last["phase"] == "forget"]
-    out = {m: _mean(g, m) for m in ("risk_2", "fnr", "bac")}
-    out.update({m: _mean(forget, m) for m in ("ubac", "mia_efficacy")})
+    figures = figures_at(metrics, final_round(metrics))
+    out = {m: figures[m] for m in ("risk_2", "fnr", "bac", "auc", "ubac", "mia_efficacy")}
     out.update(run_costs(metrics))
     return out
 

@@ -68,7 +68,7 @@ def test_a_bad_value_names_its_grid_point_on_one_line(tiny: Path, tmp_path: Path
 
 def test_every_bad_point_is_listed_before_anything_runs(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(SweepError) as err:
-        plan_sweep(tiny, ["training.rounds=2,0", "seed=0,1"], tmp_path / "out")
+        plan_sweep(tiny, ["training.rounds=2,0", "seed=0,1"], tmp_path / "out", control=False, retrain=False)
     lines = str(err.value).splitlines()
     reason = _reason(tiny, "training.rounds=0")
     assert lines == [f"grid point training.rounds=0, seed=0: {reason}", f"grid point training.rounds=0, seed=1: {reason}"]
@@ -83,7 +83,7 @@ def test_every_bad_grid_argument_is_listed(tiny: Path, tmp_path: Path) -> None:
 
 def test_plan_is_the_product_in_grid_order(tiny: Path, tmp_path: Path) -> None:
     plan = plan_sweep(tiny, ["deletion.method=salun-cra,retrain", "seed=0,1"], tmp_path / "out",
-                      overrides=["training.rounds=1", "deletion.requests[0].round=1"])
+                      overrides=["training.rounds=1", "deletion.requests[0].round=1"], control=False)
     assert [p.slug for p in plan.points] == [
         "deletion.method=salun-cra,seed=0", "deletion.method=salun-cra,seed=1",
         "deletion.method=retrain,seed=0", "deletion.method=retrain,seed=1"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from fedunlearn.progress import Progress
+from fedunlearn.report.contrasts import SUMMARY_COLUMNS
 from fedunlearn.sweep import is_complete, pending_points, plan_sweep, run_points, run_sweep
 from tests.sweep.tiny import RETRAIN, SALUN, ResumedSweep, write_tiny
 
@@ -35,7 +36,16 @@ def _final_risk(run_dir: Path) -> float:
 
 
 def test_summary_and_plan_files(tiny_sweep: ResumedSweep) -> None:
-    summary = pd.read_csv(tiny_sweep.out / "summary.csv").set_index("deletion.method")
+    paired = pd.read_csv(tiny_sweep.out / "summary.csv")
+    assert list(paired.columns) == list(SUMMARY_COLUMNS)  # no other grid key than the method
+    risk = paired[(paired["metric"] == "risk_2") & (paired["at"] == "final")].set_index("method")
+    assert list(risk.index) == ["salun-cra", "retrain"] and set(risk["round"]) == {2}
+    assert risk.loc["salun-cra", "delta_vs_retrain"] == pytest.approx(
+        _final_risk(tiny_sweep.run_dir(SALUN)) - _final_risk(tiny_sweep.run_dir(RETRAIN)))
+    assert risk.loc["salun-cra", "verdict_vs_retrain"] == "one seed: no conclusion"
+    assert risk.loc["salun-cra", "verdict_vs_control"] == "no control arm"  # opted out in this sweep
+    assert set(paired["at"]) == {"final", "erasure"}  # the request is in round 2, the last one
+    summary = pd.read_csv(tiny_sweep.out / "summary-variants.csv").set_index("deletion.method")
     assert list(summary.index) == ["salun-cra", "retrain"]
     assert summary.loc["salun-cra", "risk_2_mean"] == pytest.approx(_final_risk(tiny_sweep.run_dir(SALUN)))
     gap = _final_risk(tiny_sweep.run_dir(SALUN)) - _final_risk(tiny_sweep.run_dir(RETRAIN))
@@ -44,6 +54,7 @@ def test_summary_and_plan_files(tiny_sweep: ResumedSweep) -> None:
     assert summary.loc["salun-cra", "erasure_images_mean"] > 0
     md = (tiny_sweep.out / "summary.md").read_text()
     assert "| deletion.method | runs | Risk II |" in md and "ΔRisk II" in md
+    assert "| at | metric | method | seeds | mean ± std | Δ vs control [95% CI] |" in md
     plan = json.loads((tiny_sweep.out / "sweep.json").read_text())
     assert [p["slug"] for p in plan["points"]] == [SALUN, RETRAIN]
     assert plan["grid"] == [{"key": "deletion.method", "values": ["salun-cra", "retrain"]}]
@@ -95,7 +106,7 @@ def _write_scenarios(plan) -> None:
 
 
 def test_jobs_run_at_the_same_time_and_failures_are_named(tmp_path: Path) -> None:
-    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1,2"], tmp_path / "out")
+    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1,2"], tmp_path / "out", control=False, retrain=False)
     _write_scenarios(plan)
     meet = tmp_path / "meet"
     meet.mkdir()
@@ -105,7 +116,7 @@ def test_jobs_run_at_the_same_time_and_failures_are_named(tmp_path: Path) -> Non
 
 
 def test_a_kill_keeps_finished_runs_and_the_rest_resumes(tmp_path: Path) -> None:
-    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out")
+    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out", control=False, retrain=False)
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):  # seed 0 finishes, then kills the sweep while seed 1 still runs
         run_sweep(plan, jobs=2, command=_stand_in({0: 0, 1: 120.0}, kill_parent="0"))
@@ -116,7 +127,7 @@ def test_a_kill_keeps_finished_runs_and_the_rest_resumes(tmp_path: Path) -> None
 
 
 def test_a_run_past_the_timeout_is_stopped_and_counts_as_failed(tmp_path: Path) -> None:
-    plan = plan_sweep(write_tiny(tmp_path), ["seed=0"], tmp_path / "out")
+    plan = plan_sweep(write_tiny(tmp_path), ["seed=0"], tmp_path / "out", control=False, retrain=False)
     _write_scenarios(plan)
     failed = run_points(plan, plan.points, 1, Progress(quiet=True), _stand_in({0: 120.0}), timeout_s=1.0)
     assert failed == {"seed=0": "stopped after the run timeout of 1s"}
@@ -145,7 +156,7 @@ def _half_finished_with_checkpoint(plan, point, scenario) -> Path:
 def test_a_half_finished_run_with_a_checkpoint_is_resumed_not_redone(tmp_path: Path) -> None:
     from fedunlearn.sweep import run_command
 
-    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out")
+    plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out", control=False, retrain=False)
     kept = _half_finished_with_checkpoint(plan, plan.points[0], plan.points[0].scenario)
     other = _half_finished_with_checkpoint(plan, plan.points[1], plan.points[0].scenario)  # seed 0's run in seed 1's place
     lines: list[str] = []

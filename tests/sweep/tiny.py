@@ -1,7 +1,8 @@
 """A tiny real sweep, made once per test session and shared by tests/sweep and tests/report.
 
 Two grid points (SalUn-CRA and Federated Retrain; 2 sites, 2 rounds, synthetic
-data). The SalUn-CRA run is finished first; then an interruption is simulated
+data; the control arm is opted out with ``control=False``). The SalUn-CRA
+run is finished first; then an interruption is simulated
 by leaving a half-written Retrain run directory, and the sweep is run again:
 it must keep the finished run and redo the other.
 """
@@ -73,7 +74,7 @@ def _build(factory: pytest.TempPathFactory) -> ResumedSweep:
     base = factory.mktemp("tiny-sweep")
     scenario = write_tiny(base)
     out = base / "sweep"
-    first = run_sweep(plan_sweep(scenario, [SALUN], out), timeout_s=RUN_TIMEOUT_S)
+    first = run_sweep(plan_sweep(scenario, [SALUN], out, control=False, retrain=False), timeout_s=RUN_TIMEOUT_S)
     assert first.ran == (SALUN,) and not first.failed, first
 
     # An interrupted Retrain run: scenario and part of a metrics table, manifest not complete.
@@ -90,6 +91,6 @@ def _build(factory: pytest.TempPathFactory) -> ResumedSweep:
     for p in [*finished.iterdir(), finished]:
         os.utime(p, ns=(old, old))
     before = mtimes(finished)
-    plan = plan_sweep(scenario, ["deletion.method=salun-cra,retrain"], out)
+    plan = plan_sweep(scenario, ["deletion.method=salun-cra,retrain"], out, control=False)
     outcome = run_sweep(plan, timeout_s=RUN_TIMEOUT_S)
     return ResumedSweep(plan, outcome, before, mtimes(finished))
