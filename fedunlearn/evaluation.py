@@ -18,6 +18,7 @@ from fedunlearn.metrics import (
     unlearning_metrics,
 )
 from fedunlearn.metrics import predict as threshold
+from fedunlearn.metrics.operating import choose_threshold, operating_point_name
 
 
 @dataclass(frozen=True)
@@ -60,4 +61,21 @@ def unlearning_report(
     out["test"].update(tbac=scores["tbac"], ta=scores["ta"])
     r, t, f = preds["retain"], preds["test"], preds["forget"]
     out["forget"]["mia_efficacy"] = mia_efficacy(r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant)
+    return out
+
+
+def operating_point_metrics(points, preds: Mapping[str, Predictions], costs: RiskCosts) -> dict[str, dict[str, float]]:
+    """Test metrics at each operating point, its threshold chosen on ``preds["val"]`` only.
+
+    Returns ``{point name: clinical metrics of preds["test"] at the threshold, plus "threshold"}``.
+    The test predictions are used only to be scored at the chosen threshold.
+    """
+    out: dict[str, dict[str, float]] = {}
+    if not points:
+        return out
+    val, test = preds["val"], preds["test"]
+    for point in points:
+        t = choose_threshold(point, val.labels, val.scores, costs)
+        conf = confusion_counts(test.labels, threshold(test.scores, t))
+        out[operating_point_name(point)] = {**clinical_metrics(conf, test.labels, test.scores, costs), "threshold": t}
     return out

@@ -210,13 +210,15 @@ def unlearn(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     s = _Site(context)
-    s.fail_if_scheduled(int(msg.content["config"]["server-round"]), "evaluate")
+    server_round = int(msg.content["config"]["server-round"])
+    s.fail_if_scheduled(server_round, "evaluate")
     model = s.model_from(msg)
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
     metrics = MetricRecord({"num-examples": conf.n, **conf.as_dict()})
     forget = ConfigRecord({"site": s.site})
-    # Under Federated Retrain the same forget sets are tracked, though they were never trained on.
-    if withdrawn := s.forgotten():
+    # Under Federated Retrain the same forget sets are tracked, though they were never trained on; the
+    # control arm tracks them too, though it keeps training on them.
+    if withdrawn := (s.forgotten() or S.tracked_forget_sets(s.scenario, s.site, server_round)):
         retain = S.pool_after(s.scenario, s.site, list(withdrawn.values()))
         for rid, report in S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device).items():
             for k, v in report.items():

@@ -5,7 +5,8 @@ Two ledgers, as in a real deployment:
 - the **server ledger** (``RUN_DIR/ledger.sqlite``) holds, per request, its id,
   site, requested round, sample count, status ``pending -> applied ->
   verified`` with timestamps, failed attempts and the verification metrics:
-  counts and aggregates only, never a row;
+  counts and aggregates only, never a row (a counterfactual control arm,
+  ``deletion.method: none``, records its requests as ``not-erased``);
 - each **site ledger** (``RUN_DIR/sites/<site>/ledger.sqlite``) holds the rows a
   request withdrew. It is committed before the site trains or unlearns again,
   so a withdrawn row is never trained on again, even if the process dies the
@@ -28,7 +29,7 @@ import torch
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.io import now_iso
 
-STATUSES = ("pending", "applied", "verified")
+STATUSES = ("pending", "applied", "verified", "not-erased")
 SERVER_LEDGER = "ledger.sqlite"
 
 
@@ -82,7 +83,7 @@ class ServerLedger:
                 """CREATE TABLE IF NOT EXISTS requests (
                     id INTEGER PRIMARY KEY, site TEXT NOT NULL, requested_round INTEGER NOT NULL,
                     fraction REAL NOT NULL, mode TEXT NOT NULL,
-                    status TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'verified')),
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'verified', 'not-erased')),
                     sample_count INTEGER, attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
                     last_failure TEXT, method TEXT, applied_round INTEGER, verified_round INTEGER,
                     requested_at TEXT NOT NULL, applied_at TEXT, verified_at TEXT,
@@ -122,6 +123,12 @@ class ServerLedger:
                 " sample_count=COALESCE(?, sample_count) WHERE id=? AND status='pending'",
                 (server_round, method, now_iso(), _metrics_json(metrics), sample_count, rid),
             )
+
+    def not_erased(self, rid: int, server_round: int) -> None:
+        """The control arm recorded the request and erases nothing (its forget set is only tracked)."""
+        with _connect(self.path) as con:
+            con.execute("UPDATE requests SET status='not-erased', method='none', applied_round=? "
+                        "WHERE id=? AND status='pending'", (server_round, rid))
 
     def verified(self, rid: int, server_round: int, metrics: Mapping[str, float]) -> bool:
         """The site's first forget-set report after the request was applied; True if the status changed."""

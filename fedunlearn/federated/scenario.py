@@ -40,13 +40,17 @@ from pydantic.fields import FieldInfo
 from fedunlearn.data import DATASET_NAMES, FORGET_MODES, SIZES
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.policy import POLICIES, POLICY_NAMES, expand_requests
+from fedunlearn.federated.schedule import LR_SCHEDULES
 from fedunlearn.metrics import MIA_VARIANTS
+from fedunlearn.metrics.operating import FIXED_THRESHOLD, OPERATING_POINT_HELP, operating_point_name
 from fedunlearn.models import MODEL_NAMES
 from fedunlearn.unlearning import METHOD_NAMES, resolve_config
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian")
 PARTITIONS = ("iid", "dirichlet", "quantity", "explicit")
 CRASH_PHASES = ("round", "train", "unlearn", "evaluate")
+CONTROL = "none"  # deletion.method of the counterfactual control arm: requests recorded, nothing erased
+DELETION_METHODS: tuple[str, ...] = (*METHOD_NAMES, CONTROL)
 _SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # names a folder: no separator, no '..', <= 100 chars
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")  # prefix of the default run folder
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -176,7 +180,16 @@ class TrainingSection(_Model):
     proximal_mu: float = Field(0.01, ge=0, description="FedProx proximal term (`fedprox` only)")
     server_lr: float = Field(0.01, gt=0, description="server learning rate eta (`fedadam`, `fedyogi` only)")
     local_epochs: int = Field(1, ge=1, description="local epochs per round at each site")
-    lr: float = Field(0.05, gt=0, description="local SGD learning rate")
+    lr: float = Field(0.05, gt=0, description="local SGD learning rate (the peak rate under a schedule)")
+    lr_schedule: Literal[LR_SCHEDULES] = Field(  # type: ignore[valid-type]
+        "constant", description="round-level learning-rate schedule: `constant`, `cosine` (annealed towards "
+        "`lr * lr_min_factor` over the rounds) or `step` (times `step_gamma` every `step_every` rounds), "
+        "after a linear warm-up of `warmup_rounds` rounds")
+    warmup_rounds: int = Field(0, ge=0, description="rounds of linear warm-up before `cosine` or `step` "
+                               "(lr * r / (warmup_rounds + 1) in round r)")
+    lr_min_factor: float = Field(0.0, ge=0, le=1, description="`cosine`: the floor the rate anneals towards, as a share of `lr`")
+    step_every: int = Field(1, ge=1, description="`step`: rounds between two decays")
+    step_gamma: float = Field(0.5, gt=0, le=1, description="`step`: factor of each decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="local SGD momentum")
     weight_decay: float = Field(5e-4, ge=0, description="local SGD weight decay")
     batch_size: int = Field(64, ge=1, description="local mini-batch size")
@@ -254,19 +267,6 @@ class UnlearnSettings(_Model):
     mask_ratio: float | None = Field(None, gt=0, le=1, description="share of weights SalUn's saliency mask keeps "
                                      "(`salun`, `salun-cra`)")
     amp: bool | None = Field(None, description="bf16 autocast on CUDA")
-
-    @model_serializer(mode="wrap")
-    def _only_set(self, handler: Any) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-    def keys(self) -> list[str]:
-        return [k for k in type(self).model_fields if getattr(self, k) is not None]
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
     preset: Literal["paper", "study-code"] | None = Field(
         None, description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
         "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)")
@@ -282,6 +282,19 @@ class UnlearnSettings(_Model):
     mask_freeze: Literal["restore", "gradient"] | None = Field(
         None, description="masked-out weights put back after every step, or only their gradients masked "
         "(`salun`, `salun-cra`)")
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def keys(self) -> list[str]:
+        return [k for k in type(self).model_fields if getattr(self, k) is not None]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
     def __len__(self) -> int:
         return len(self.keys())
 
@@ -289,9 +302,11 @@ class UnlearnSettings(_Model):
 class DeletionSection(_Model):
     """Deletion requests, how a site unlearns them, and the policy that decides when."""
 
-    method: Literal[METHOD_NAMES] = Field(  # type: ignore[valid-type]
+    method: Literal[DELETION_METHODS] = Field(  # type: ignore[valid-type]
         "salun-cra", description="unlearning method of each site; `retrain` is Federated Retrain, the gold standard "
-        "(every forget set removed from round 1; `policy` is then ignored)")
+        "(every forget set removed from round 1; `policy` is then ignored); `none` is the counterfactual control "
+        "arm: the requests are recorded and their forget sets tracked, but nothing is withdrawn or unlearned, so "
+        "the run equals every method's run with the same seed up to the first request round")
     integration: Literal["adopt", "aggregate"] = Field(
         "adopt", description="`adopt`: the unlearned model becomes the global model (only the unlearning sites work "
         "that round); `aggregate`: it is averaged with the other sites' updates")
@@ -309,6 +324,8 @@ class DeletionSection(_Model):
 
     @model_validator(mode="after")
     def _unlearn_fits_method(self) -> DeletionSection:
+        if self.method == CONTROL:
+            return self
         try:
             resolve_config(self.method, self.unlearn)
         except (TypeError, ValueError) as err:
@@ -323,6 +340,36 @@ class EvaluationSection(_Model):
     c_fn: float = Field(20.0, ge=0, description="Global Risk II cost of a false negative (a missed cancer)")
     mia: Literal[MIA_VARIANTS] = Field("confidence", description="feature of the SVC membership-inference attack")  # type: ignore[valid-type]
     server_val: bool = Field(True, description="the server also evaluates on the whole validation split")
+    operating_points: tuple[float | str, ...] = Field(
+        (0.5, "sens@0.95", "cost-optimal"),
+        description="decision thresholds at which the server's test metrics are recorded every round: `0.5` is the "
+        "study's (phase `test`); each other point is chosen anew every round on the server's validation split, "
+        "never on the test split (phase `test@<point>`, with the threshold used as metric `threshold`): a fixed "
+        "threshold, `sens@T` (the highest threshold with validation sensitivity >= T) or `cost-optimal` (minimal "
+        "Global Risk II on validation with `c_fp`, `c_fn`)",
+        json_schema_extra=_allowed("a list of: " + OPERATING_POINT_HELP, "list of numbers or strings"))
+
+    @field_validator("operating_points")
+    @classmethod
+    def _points(cls, v: tuple[float | str, ...]) -> tuple[float | str, ...]:
+        names = []
+        for i, point in enumerate(v):
+            try:
+                names.append(operating_point_name(point))
+            except ValueError:
+                raise bad(f"[{i}]", point, OPERATING_POINT_HELP) from None
+        if len(set(names)) != len(names):
+            raise bad("", list(v), "distinct operating points")
+        if operating_point_name(FIXED_THRESHOLD) not in names:
+            raise bad("", list(v), "a list that keeps the study's threshold 0.5")
+        return v
+
+    @model_validator(mode="after")
+    def _val_for_points(self) -> EvaluationSection:
+        if not self.server_val and any(operating_point_name(p) != "0.5" for p in self.operating_points):
+            raise bad("server_val", False, "true while operating_points other than 0.5 are chosen on the "
+                      "validation split (or set evaluation.operating_points: [0.5])")
+        return self
 
 
 class RaySection(_Model):
@@ -436,6 +483,11 @@ class Scenario(_Model):
     def retrain(self) -> bool:
         """Federated Retrain: every forget set removed from round 1, no unlearning pass."""
         return self.deletion.method == "retrain"
+
+    @property
+    def control(self) -> bool:
+        """The counterfactual control arm: requests recorded and forget sets tracked, nothing erased."""
+        return self.deletion.method == CONTROL
 
     @property
     def effective_requests(self) -> tuple[ForgetRequest, ...]:

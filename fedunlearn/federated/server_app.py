@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.evaluation import EvalSet, predict_sets, split_metrics
+from fedunlearn.evaluation import EvalSet, operating_point_metrics, predict_sets, split_metrics
 from fedunlearn.federated.checkpoint import Checkpoint, latest_checkpoint, restore_strategy, save_checkpoint
 from fedunlearn.federated.grid import WatchedGrid
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
@@ -32,6 +32,7 @@ from fedunlearn.federated.strategy import FederationPlan, FederationStopped, mak
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.io import atomic_write_json, atomic_write_text, build_manifest, now_iso, write_manifest
 from fedunlearn.metrics import RiskCosts
+from fedunlearn.metrics.operating import operating_point_name
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
 
@@ -97,6 +98,7 @@ class ServerEvaluator:
         if scenario.evaluation.server_val:
             self.sets["val"] = EvalSet(data.split("val").images, data.split("val").labels)
         self.costs = RiskCosts(scenario.evaluation.c_fp, scenario.evaluation.c_fn)
+        self.points = [p for p in scenario.evaluation.operating_points if operating_point_name(p) != "0.5"]
         self.last_arrays: ArrayRecord | None = None
 
     def __call__(self, flower_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -110,6 +112,8 @@ class ServerEvaluator:
         preds = predict_sets(self.model, self.sets, device=self.device)
         for phase, p in preds.items():
             self.recorder.metrics(server_round, "global", phase, split_metrics(p, self.costs))
+        for name, values in operating_point_metrics(self.points, preds, self.costs).items():
+            self.recorder.metrics(server_round, "global", f"test@{name}", values)
         seconds = dict(getattr(self.strategy, "round_seconds", {}))
         seconds["server_eval"] = time.perf_counter() - t0
         if server_round > 0:
@@ -131,7 +135,8 @@ class ServerEvaluator:
         deleted = [r for r in self.scenario.effective_requests if r.round == server_round]
         if deleted and not self.scenario.retrain:
             line += "  deletion: " + ", ".join(f"{self.scenario.sites.site_name(r.site)} {r.fraction:.0%}" for r in deleted)
-            line += f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})"
+            line += (" (control arm: not erased)" if self.scenario.control else
+                     f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})")
         self.progress(line)
 
 

@@ -30,6 +30,7 @@ from fedunlearn.engine import Phase, TrainConfig, TrainStats, train
 from fedunlearn.engine.losses import WeightedCE, class_weights
 from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, unlearning_report
 from fedunlearn.federated.scenario import ForgetRequest, Scenario
+from fedunlearn.federated.schedule import round_lr
 from fedunlearn.metrics import Confusion, RiskCosts
 from fedunlearn.unlearning import UnlearnResult, UnlearnTask, resolve_config, unlearn
 
@@ -137,9 +138,13 @@ def remove(pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return pool[~torch.isin(pool, rows)]
 
 
-def local_train_config(scenario: Scenario, prox_mu: float = 0.0) -> TrainConfig:
+def local_train_config(scenario: Scenario, prox_mu: float = 0.0, server_round: int | None = None) -> TrainConfig:
+    """The local optimiser of a training round; its rate follows the round schedule (``training.lr_schedule``).
+
+    ``server_round`` None: the peak rate (Federated Retrain's local reference settings)."""
     t = scenario.training
-    return TrainConfig(epochs=t.local_epochs, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+    lr = t.lr if server_round is None else round_lr(t, server_round)
+    return TrainConfig(epochs=t.local_epochs, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay,
                        batch_size=t.batch_size, augment=t.augment, lr_schedule="constant", prox_mu=prox_mu)
 
 
@@ -152,7 +157,7 @@ def local_train(model: nn.Module, scenario: Scenario, site: int, pool: torch.Ten
     """One round of local training on the site's current pool (retain data only)."""
     train_split = scenario_dataset(scenario, quiet=True).train
     phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(class_weights(train_split.labels[pool])))
-    return train(model, [phase], local_train_config(scenario, prox_mu), device=device,
+    return train(model, [phase], local_train_config(scenario, prox_mu, server_round), device=device,
                  generator=round_generator(scenario, site, server_round), track_rows=True)
 
 
@@ -189,8 +194,10 @@ def forget_reports(model: nn.Module, scenario: Scenario, site: int, forgets: Map
     for key, rows in forgets.items():
         split = {"forget": preds[f"forget-{key}"], "retain": preds["retain"], "test": preds["test"]}
         f = unlearning_report(split, RiskCosts(e.c_fp, e.c_fn), e.mia)["forget"]
+        counts = confusion_of(preds[f"forget-{key}"])  # so that forget metrics can be pooled over sites by counts
         out[key] = {"ubac": f["ubac"], "ua": f["ua"], "mia_efficacy": f["mia_efficacy"], "forget_fnr": f["fnr"],
-                    "forget_count": float(len(rows))}
+                    "forget_count": float(len(rows)), "forget_tp": float(counts.tp), "forget_fp": float(counts.fp),
+                    "forget_tn": float(counts.tn), "forget_fn": float(counts.fn)}
     return out
 
 
@@ -200,16 +207,31 @@ def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch
     return forget_reports(model, scenario, site, {0: forget}, retain, device=device)[0]
 
 
-def initial_pool(scenario: Scenario, site: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """The site's starting pool; under Federated Retrain every forget set is removed up front."""
+def _rows_in_order(scenario: Scenario, site: int, up_to_round: int | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """The site's requests (arrived by ``up_to_round``; all when None) taken from its shard in the order
+    they are applied; returns the pool left and each request's rows."""
     pool = site_shards(scenario, site).train_rows
     removed: dict[int, torch.Tensor] = {}
-    if scenario.retrain:
-        for rid, req in requests_of(scenario, site):
+    for rid, req in requests_of(scenario, site):
+        if up_to_round is None or req.round <= up_to_round:
             rows = select_request_rows(scenario, site, req, pool)
             removed[rid] = rows
             pool = remove(pool, rows)
     return pool, removed
+
+
+def initial_pool(scenario: Scenario, site: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """The site's starting pool; under Federated Retrain every forget set is removed up front."""
+    if scenario.retrain:
+        return _rows_in_order(scenario, site, None)
+    return site_shards(scenario, site).train_rows, {}
+
+
+def tracked_forget_sets(scenario: Scenario, site: int, server_round: int) -> dict[int, torch.Tensor]:
+    """Control arm (``deletion.method: none``): the rows each request arrived by ``server_round`` would
+    withdraw, chosen exactly as an erasing run chooses them. They stay in the training pool; the site only
+    measures the model on them, so a method's forget metrics have a counterfactual to be compared with."""
+    return _rows_in_order(scenario, site, server_round)[1] if scenario.control else {}
 
 
 def as_int_list(rows: torch.Tensor) -> list[int]:

@@ -87,15 +87,19 @@ class FederationPlan:
 
     def accept(self, server_round: int) -> None:
         """Accept every request arrived by ``server_round`` (idempotent); none under Federated Retrain,
-        whose forget sets are removed before round 1."""
+        whose forget sets are removed before round 1. The control arm records each request as
+        ``not-erased`` and never sends it to its site."""
         if self.scenario.retrain:
             return
         for rid, req in enumerate(self.scenario.effective_requests):
             if req.round <= server_round and rid not in self.accepted:
                 self.accepted.add(rid)
+                self.ledger.request(rid, self.name(req.site), req.round, req.fraction, req.mode)
+                if self.scenario.control:  # recorded, never withdrawn nor unlearned: its site only tracks the rows
+                    self.ledger.not_erased(rid, server_round)
+                    continue
                 self.pending.setdefault(req.site, []).append(rid)
                 self.withdrawing.setdefault(req.site, []).append(rid)
-                self.ledger.request(rid, self.name(req.site), req.round, req.fraction, req.mode)
 
     def _acts(self, server_round: int) -> bool:
         return self.policy.acts_at(server_round, self.scenario.deletion.batch_every)

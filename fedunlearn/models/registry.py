@@ -8,13 +8,14 @@ import torch
 from torch import nn
 
 from fedunlearn.models.resnet import resnet18
-from fedunlearn.models.small_cnn import SmallCNN
+from fedunlearn.models.small_cnn import SmallCNN, small_cnn_gn
 
 ModelFactory = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, ModelFactory] = {
     "resnet18": resnet18,
     "small-cnn": SmallCNN,
+    "small-cnn-gn": small_cnn_gn,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -61,7 +61,7 @@ def test_request_is_idempotent(server: ServerLedger) -> None:
 
 
 def test_status_goes_pending_applied_verified_in_order(server: ServerLedger) -> None:
-    assert STATUSES == ("pending", "applied", "verified")
+    assert STATUSES == ("pending", "applied", "verified", "not-erased")
     assert server.status(7) is None
     server.request(7, "site-0", 1, 0.2, "random")
     assert server.status(7) == "pending"

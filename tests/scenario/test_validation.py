@@ -19,8 +19,9 @@ from fedunlearn.federated.scenario import (
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 
-TRAINING_KEYS = ("rounds, strategy, proximal_mu, server_lr, local_epochs, lr, momentum, weight_decay, batch_size, "
-                 "augment, fraction_train, min_sites")
+TRAINING_KEYS = ("rounds, strategy, proximal_mu, server_lr, local_epochs, lr, lr_schedule, warmup_rounds, "
+                 "lr_min_factor, step_every, step_gamma, momentum, weight_decay, batch_size, augment, fraction_train, "
+                 "min_sites")
 REQUEST = {"round": 1, "site": 0, "fraction": 0.1}
 
 BAD = [
@@ -34,8 +35,21 @@ BAD = [
     ({"training": {"strategy": "fedavgg"}},
      "training.strategy: bad value 'fedavgg'; allowed: one of fedavg, fedprox, fedadam, fedyogi, fedmedian"),
     ({"deletion": {"method": "salun_cra"}},
-     "deletion.method: bad value 'salun_cra'; allowed: one of retrain, ft, ga, rl, salun, salun-cra"),
-    ({"model": "resnet50"}, "model: bad value 'resnet50'; allowed: one of resnet18, small-cnn"),
+     "deletion.method: bad value 'salun_cra'; allowed: one of retrain, ft, ga, rl, salun, salun-cra, none"),
+    ({"model": "resnet50"}, "model: bad value 'resnet50'; allowed: one of resnet18, small-cnn, small-cnn-gn"),
+    ({"training": {"lr_schedule": "linear"}},
+     "training.lr_schedule: bad value 'linear'; allowed: one of constant, cosine, step"),
+    ({"training": {"step_gamma": 2}}, "training.step_gamma: bad value 2; allowed: a number in (0, 1]"),
+    ({"evaluation": {"operating_points": [0.5, "sens@1.5"]}},
+     "evaluation.operating_points[1]: bad value 'sens@1.5'; allowed: a threshold in (0, 1) such as 0.5, sens@T with T "
+     "in (0, 1] (e.g. sens@0.95), or cost-optimal"),
+    ({"evaluation": {"operating_points": ["cost-optimal"]}},
+     "evaluation.operating_points: bad value ['cost-optimal']; allowed: a list that keeps the study's threshold 0.5"),
+    ({"evaluation": {"operating_points": [0.5, 0.5]}},
+     "evaluation.operating_points: bad value [0.5, 0.5]; allowed: distinct operating points"),
+    ({"evaluation": {"server_val": False}},
+     "evaluation.server_val: bad value false; allowed: true while operating_points other than 0.5 are chosen on the "
+     "validation split (or set evaluation.operating_points: [0.5])"),
     ({"sites": {"partition": "dirichlett"}},
      "sites.partition: bad value 'dirichlett'; allowed: one of iid, dirichlet, quantity, explicit"),
     ({"data": {"size": 32}}, "data.size: bad value 32; allowed: one of 28, 64, 128, 224"),
