@@ -1,0 +1,242 @@
+"""``fedunlearn ablation``: what each ingredient of METHOD.md section 4b does to clinical risk.
+
+For every seed the original model is trained once on the whole training split
+and cached in ``OUT/originals/`` (a rerun reloads it); each forget ratio then
+draws its forget set, and every unit of :mod:`fedunlearn.study.plan` starts
+from that original. Every finished unit is one file in ``OUT/units/``, so an
+interrupted ablation resumes where it stopped. At the end (and after every
+unit) ``OUT/results.csv`` (long format), ``OUT/ablation.csv`` (paired effects
+with bootstrap CIs), ``OUT/methods.csv``, ``OUT/ablation.md`` and
+``OUT/ablation.png`` are rewritten from the unit files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, select_forget
+from fedunlearn.engine import TrainConfig, resolve_device
+from fedunlearn.engine.device import prepare_model
+from fedunlearn.errors import FedunlearnError
+from fedunlearn.evaluation import EvalSet, predict_sets, unlearning_report
+from fedunlearn.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, build_manifest, now_iso, write_manifest
+from fedunlearn.metrics import RiskCosts
+from fedunlearn.models import build_model
+from fedunlearn.progress import Progress
+from fedunlearn.study.centralized import _train_original
+from fedunlearn.study.effects import write_outputs
+from fedunlearn.study.plan import Entry, plan_entries, unit_slug, work_order
+from fedunlearn.study.trace import Tracer
+from fedunlearn.unlearning import PRESET_NAMES, UnlearnTask, get_method, resolve_config, unlearn
+
+DEFAULT_METHODS: tuple[str, ...] = ("retrain", "ft", "rl", "salun", "salun-cra")
+#: Settings a rerun into the same folder must share (seeds, ratios, methods, presets may grow).
+_FIXED = ("dataset", "size", "model", "forget_mode", "train", "unlearn_epochs", "costs", "mia_variant", "trace")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Everything an ablation depends on, parsed once at the edge."""
+
+    dataset: str = "dermamnist"
+    size: int = 28
+    model: str = "small-cnn"
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    ratios: tuple[float, ...] = (0.2, 0.5)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    presets: tuple[str, ...] = PRESET_NAMES
+    forget_mode: str = "random"
+    data_root: str | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=15))
+    unlearn_epochs: int | None = None
+    costs: RiskCosts = field(default_factory=RiskCosts)
+    mia_variant: str = "confidence"
+    device: str = "auto"
+    trace: bool = False
+    synthetic: SyntheticSpec | None = None
+
+    def __post_init__(self) -> None:
+        for m in self.methods:
+            get_method(m)
+        if "retrain" not in self.methods:
+            raise ValueError("the ablation needs retrain among --methods (the reference of every gap)")
+        for p in self.presets:
+            resolve_config("rl", {"preset": p})
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
+        if not self.ratios or len(set(self.ratios)) != len(self.ratios):
+            raise ValueError(f"forget ratios must be distinct and at least one, got {list(self.ratios)}")
+        for r in self.ratios:
+            ForgetSpec(r, self.forget_mode)  # validates
+        if self.unlearn_epochs is not None and self.unlearn_epochs < 1:
+            raise ValueError(f"unlearn epochs must be >= 1, got {self.unlearn_epochs}")
+
+    def fixed(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: d[k] for k in _FIXED}
+
+
+def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
+    import json
+
+    path = out / "ablation-config.json"
+    want = json.loads(json.dumps({**cfg.fixed(), "data_md5": md5}, default=str))
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = sorted(k for k in want if have.get(k) != want[k])
+        if diff:
+            raise FedunlearnError(f"{out} holds an ablation with other settings ({', '.join(diff)} differ); "
+                                  "use another --out or the same settings to resume")
+    else:
+        atomic_write_json(path, want)
+
+
+class _Originals:
+    """The original model of each seed, trained once and cached on disk."""
+
+    def __init__(self, data: BinaryDataset, cfg: AblationConfig, out: Path, device: torch.device,
+                 progress: Progress) -> None:
+        self.data, self.cfg, self.dir, self.device, self.progress = data, cfg, out / "originals", device, progress
+        self._mem: dict[int, tuple[dict[str, torch.Tensor], float]] = {}
+
+    def get(self, seed: int) -> tuple[torch.nn.Module, float]:
+        if seed not in self._mem:
+            path = self.dir / f"seed{seed}.pt"
+            if path.is_file():
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                self._mem[seed] = (blob["state_dict"], float(blob["seconds"]))
+            else:
+                self.progress(f"seed {seed}: training the original {self.cfg.model} ({self.cfg.train.epochs} epochs)")
+                model, stats = _train_original(self.data, self, seed, self.device)
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                import io
+
+                buf = io.BytesIO()
+                torch.save({"state_dict": state, "seconds": stats.seconds}, buf)
+                atomic_write_bytes(path, buf.getvalue())
+                self._mem[seed] = (state, stats.seconds)
+        state, seconds = self._mem[seed]
+        model = prepare_model(build_model(self.cfg.model, seed=seed), self.device)
+        model.load_state_dict(state)
+        return model, seconds
+
+    # _train_original reads these attributes of a StudyConfig
+    @property
+    def model(self) -> str:
+        return self.cfg.model
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.cfg.train
+
+    @property
+    def costs(self) -> RiskCosts:
+        return self.cfg.costs
+
+
+def _forget_retain(data: BinaryDataset, cfg: AblationConfig, ratio: float, seed: int):
+    labels = data.train.labels
+    forget = select_forget(labels, ForgetSpec(ratio, cfg.forget_mode, seed=seed))
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[forget] = False
+    return forget, torch.nonzero(keep).flatten()
+
+
+def _unit_rows(report: Mapping[str, Mapping[str, float]], seconds: float) -> list[dict]:
+    rows = [{"split": s, "metric": m, "value": v} for s, ms in report.items() for m, v in ms.items()]
+    rows.append({"split": "all", "metric": "seconds", "value": seconds})
+    return rows
+
+
+def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = None) -> pd.DataFrame:
+    """Run (or resume) the ablation into ``out``; returns the paired-effect table."""
+    progress = progress or Progress()
+    out = Path(out)
+    started = now_iso()
+    device = resolve_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.size, cfg.data_root, synthetic=cfg.synthetic)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same(out, cfg, data.provenance.md5)
+    entries = plan_entries(cfg.methods, cfg.presets)
+    by_key: dict[str, Entry] = {}
+    for e in entries:
+        by_key.setdefault(e.key, e)
+    originals = _Originals(data, cfg, out, device, progress)
+    test = data.split("test")
+    units = out / "units"
+    todo = [(r, s, k) for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
+            if not (units / f"{unit_slug(r, s, k)}.csv").is_file()]
+    progress(f"{len(entries)} (method, setting) pairs, {len(todo)} unit(s) to run "
+             f"({len(cfg.seeds)} seed(s) x {len(cfg.ratios)} ratio(s)); finished units are kept")
+    for n, (ratio, seed, key) in enumerate(todo, 1):
+        entry = by_key[key]
+        forget, retain = _forget_retain(data, cfg, ratio, seed)
+        split = data.train
+        sets = {"test": EvalSet(test.images, test.labels), "forget": EvalSet(split.images, split.labels, forget),
+                "retain": EvalSet(split.images, split.labels, retain)}
+        original, original_seconds = originals.get(seed)
+        slug_o = unit_slug(ratio, seed, "original[fixed]")
+        if not (units / f"{slug_o}.csv").is_file():
+            report = unlearning_report(predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant)
+            _save(units / f"{slug_o}.csv", ratio, seed, "original", "original[fixed]", report, original_seconds)
+        overrides: dict[str, Any] = entry.setting.overrides()
+        if cfg.unlearn_epochs is not None and entry.method != "retrain":
+            overrides["epochs"] = cfg.unlearn_epochs
+        tracer = Tracer(test, split, forget, device) if cfg.trace else None
+        if tracer is not None:
+            tracer.record(-1, "start", original if entry.method != "retrain" else None)
+        result = unlearn(
+            entry.method, copy.deepcopy(original), UnlearnTask(split.images, split.labels, forget, retain),
+            device=device, seed=seed, config=resolve_config(entry.method, overrides),
+            fresh_model=lambda: prepare_model(build_model(cfg.model, seed=seed + 10_000), device),
+            retrain_config=cfg.train, after_phase=tracer.record if tracer is not None else None,
+        )
+        report = unlearning_report(predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant)
+        if tracer is not None:
+            atomic_write_csv(out / "traces" / f"{unit_slug(ratio, seed, key)}.csv",
+                             tracer.frame().assign(ratio=ratio, seed=seed, method=entry.method, unit=key))
+        _save(units / f"{unit_slug(ratio, seed, key)}.csv", ratio, seed, entry.method, key, report, result.seconds)
+        t = report["test"]
+        progress(f"[{n}/{len(todo)}] forget {ratio:.0%} seed {seed} {key}: FNR {t['fnr']:.3f} Risk II "
+                 f"{t['risk_2']:.3f} BAC {t['bac']:.3f} UBAC {report['forget']['ubac']:.3f} {result.seconds:.0f}s")
+        write_outputs(out, entries, cfg, data.provenance.to_dict(), figure=False)  # partial tables while it runs
+    effects = write_outputs(out, entries, cfg, data.provenance.to_dict())
+    write_manifest(out, build_manifest(
+        kind="ablation", complete=True, started=started, finished=now_iso(), seeds=list(cfg.seeds),
+        device=str(device), config=_jsonable(cfg), data=data.provenance.to_dict(),
+    ))
+    return effects
+
+
+def _save(path: Path, ratio: float, seed: int, method: str, key: str, report, seconds: float) -> None:
+    frame = pd.DataFrame(_unit_rows(report, seconds))
+    frame.insert(0, "unit", key)
+    frame.insert(0, "method", method)
+    frame.insert(0, "seed", seed)
+    frame.insert(0, "ratio", ratio)
+    atomic_write_csv(path, frame)
+
+
+def _jsonable(cfg: AblationConfig) -> dict[str, Any]:
+    d = asdict(replace(cfg))
+    for k in ("seeds", "ratios", "methods", "presets"):
+        d[k] = list(d[k])
+    return d
+
+
+def load_units(out: Path) -> pd.DataFrame:
+    """Every finished unit's rows (ratio, seed, method, unit, split, metric, value)."""
+    files = sorted((Path(out) / "units").glob("*.csv"))
+    if not files:
+        return pd.DataFrame(columns=["ratio", "seed", "method", "unit", "split", "metric", "value"])
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+__all__: Sequence[str] = ("AblationConfig", "DEFAULT_METHODS", "load_units", "run_ablation")
