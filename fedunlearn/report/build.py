@@ -16,6 +16,7 @@ from fedunlearn.io import now_iso
 from fedunlearn.report import figures as F
 from fedunlearn.report.contrasts import FINAL, paired_markdown, paired_rounds, paired_summary, run_figures
 from fedunlearn.report.load import RunData, load_runs, long_table
+from fedunlearn.report.paired import METRIC_WORDS
 from fedunlearn.report.render import Figure, Section, write_html, write_markdown
 from fedunlearn.report.tables import CONTROL, RETRAIN, pareto_front, summarize, summary_markdown
 
@@ -90,7 +91,9 @@ def _effects(paired: pd.DataFrame, context: Sequence[str]) -> str:
         values = values if isinstance(values, tuple) else (values,)
         where = ", ".join(f"{k}={v}" for k, v in zip(context, values))
         label = f"{values[-1]}{f' ({where})' if where else ''}"
-        parts.append(f"{label}: {', '.join(sub['verdict_vs_control'])}")
+        named = [w if METRIC_WORDS[m][0] in w else f"{METRIC_WORDS[m][0]} {w}"
+                 for m, w in zip(sub["metric"], sub["verdict_vs_control"])]
+        parts.append(f"{label}: {', '.join(named)}")
     return "Against the control arm at the final round: " + "; ".join(parts) + "."
 
 
