@@ -115,7 +115,7 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
         unlearn_epochs=args.unlearn_epochs, costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn), trace=args.trace,
     )
     try:
-        run_ablation(cfg, Path(args.out), Progress(quiet=args.quiet))
+        run_ablation(cfg, Path(args.out), Progress(quiet=args.quiet), report_only=args.report_only)
     except KeyboardInterrupt:
         print(f"fedunlearn: interrupted; finished units are kept in {Path(args.out) / 'units'}: "
               "rerun the same command to resume", file=sys.stderr)
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "epoch (OUT/trace.csv; costs two predictions per phase)")
     abl.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     abl.add_argument("--out", required=True, help="output directory (created; reused to resume)")
+    abl.add_argument("--report-only", action="store_true",
+                     help="run nothing: rewrite the tables and the figure from the units finished so far")
     abl.add_argument("--quiet", action="store_true")
     _add_data_root(abl)
     abl.set_defaults(func=_cmd_ablation)

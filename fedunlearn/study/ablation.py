@@ -155,8 +155,12 @@ def _unit_rows(report: Mapping[str, Mapping[str, float]], seconds: float) -> lis
     return rows
 
 
-def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = None) -> pd.DataFrame:
-    """Run (or resume) the ablation into ``out``; returns the paired-effect table."""
+def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = None,
+                 report_only: bool = False) -> pd.DataFrame:
+    """Run (or resume) the ablation into ``out``; returns the paired-effect table.
+
+    ``report_only`` runs nothing: the tables and the figure are rewritten from the finished units.
+    """
     progress = progress or Progress()
     out = Path(out)
     started = now_iso()
@@ -173,6 +177,9 @@ def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = Non
     units = out / "units"
     todo = [(r, s, k) for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
             if not (units / f"{unit_slug(r, s, k)}.csv").is_file()]
+    if report_only:
+        progress(f"--report-only: {len(todo)} unit(s) not run yet are left out of the tables")
+        return write_outputs(out, entries, cfg, data.provenance.to_dict())
     progress(f"{len(entries)} (method, setting) pairs, {len(todo)} unit(s) to run "
              f"({len(cfg.seeds)} seed(s) x {len(cfg.ratios)} ratio(s)); finished units are kept")
     for n, (ratio, seed, key) in enumerate(todo, 1):

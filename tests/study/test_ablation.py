@@ -184,3 +184,15 @@ def test_missing_data_is_one_line_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "dermamnist.npz" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_report_only_runs_nothing(run_dir, monkeypatch, tmp_path) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("work done")
+
+    monkeypatch.setattr(ablation_module, "_train_original", refuse)
+    monkeypatch.setattr(ablation_module, "unlearn", refuse)
+    (run_dir / "ablation.png").unlink()
+    more = tiny(trace=True, seeds=(0, 1, 2))  # seed 2 never ran: left out, not run
+    table = run_ablation(more, run_dir, Progress(quiet=True), report_only=True)
+    assert set(table["n_seeds"]) == {2} and (run_dir / "ablation.png").is_file()
