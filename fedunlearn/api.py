@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from fedunlearn.federated.scenario import Scenario
     from fedunlearn.study import StudyConfig
-    from fedunlearn.sweep import SweepOutcome
+    from fedunlearn.sweeps import SweepOutcome
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def sweep(scenario_path: str | Path, grid: Sequence[str], out: str | Path, *, ov
     an erasure grid unless ``control`` / ``retrain`` is False.
     """
     from fedunlearn.progress import Progress
-    from fedunlearn.sweep import plan_sweep, run_sweep
+    from fedunlearn.sweeps import plan_sweep, run_sweep
 
     plan = plan_sweep(scenario_path, list(grid), out, list(overrides), control=control, retrain=retrain)
     return run_sweep(plan, jobs=jobs, progress=Progress(quiet=quiet))
@@ -112,7 +112,7 @@ def sweep(scenario_path: str | Path, grid: Sequence[str], out: str | Path, *, ov
 
 def report(inputs: Sequence[str | Path], out: str | Path, fmt: str | None = None) -> Path:
     """One self-contained HTML (or Markdown, ``fmt="md"``) report from run and sweep directories."""
-    from fedunlearn.report import build_report
+    from fedunlearn.reports import build_report
 
     return Path(build_report(list(inputs), out, fmt))
 

@@ -146,7 +146,7 @@ def _cmd_centralized(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from fedunlearn.progress import Progress
-    from fedunlearn.sweep import plan_sweep, run_sweep
+    from fedunlearn.sweeps import plan_sweep, run_sweep
 
     overrides = list(args.overrides) + ([f"data.root={args.data_root}"] if args.data_root else [])
     plan = plan_sweep(args.scenario, args.grid, args.out, overrides, control=args.control, retrain=args.retrain)
@@ -166,7 +166,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fedunlearn.report import build_report
+    from fedunlearn.reports import build_report
 
     print(build_report(args.dirs, args.out, args.format, allow_incomplete=args.allow_incomplete))
     return 0
@@ -344,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FEDUNLEARN_DEBUG"):
             raise
         print(f"fedunlearn: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output or data path that cannot be created, read or written
+        if os.environ.get("FEDUNLEARN_DEBUG"):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"fedunlearn: error: cannot use{where}: {exc.strerror or exc}; pass a path you can write to "
+              "(--out) or read (--data-root, the scenario file)", file=sys.stderr)
         return 2
 
 

@@ -42,3 +42,14 @@ def test_run_returns_metrics_ledger_and_events(tmp_path: Path) -> None:
     assert result.ledger[["id", "status"]].values.tolist() == [[0, "verified"]]
     assert [e["event"] for e in result.events][0] == "run-start"
     assert result.events[-1]["event"] == "run-complete"
+
+
+def test_the_functions_survive_importing_every_module() -> None:
+    # a submodule named like an exported function would replace it on the package when imported
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(fu.__path__, "fedunlearn."):
+        if info.name != "fedunlearn.__main__":
+            importlib.import_module(info.name)
+    assert all(callable(getattr(fu, name)) for name in fu.__all__)

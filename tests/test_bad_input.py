@@ -37,7 +37,7 @@ Where each item of the issue is covered (existing tests are not duplicated here)
 6. unknown method, model, strategy, partitioner
    - scenario: ``tests/scenario/test_validation.py::test_bad_scenario_gives_one_exact_line``
      (ids ``deletion.method``, ``model``, ``training.strategy``, ``sites.partition``)
-   - sweep grid values: ``tests/sweep/test_grid.py::test_cli_refuses_a_bad_grid_with_one_line_and_writes_nothing``
+   - sweep grid values: ``tests/sweeps/test_grid.py::test_cli_refuses_a_bad_grid_with_one_line_and_writes_nothing``
      (``--grid deletion.method=rl,foo``: exit 2, one line, no sweep folder),
      ``::test_a_bad_value_names_its_grid_point_on_one_line``
    - here: ``test_invalid_scenario_value_writes_nothing`` (the same through ``run --set``),

@@ -12,7 +12,7 @@
      ``main``), and the bench's run folders (``fedunlearn/bench/runner.py``, names it builds itself);
    - ``sites.names``: ``RUN_DIR/sites/<site name>/`` (``fedunlearn/federated/client_app.py``);
    - sweep grid values: ``SWEEP/runs/<slug>/``, ``SWEEP/scenarios/<slug>.yaml``, ``SWEEP/logs/<slug>.log``
-     (``fedunlearn/sweep.py`` ``slugify``);
+     (``fedunlearn/sweeps.py`` ``slugify``);
    - ``data.root``: the data directory by definition, so any folder is allowed. The scenario can name
      its data directory; fedunlearn only reads the fixed file names of the dataset there
      (``dermamnist.npz``, ``pathmnist_64.npz``, ...) and only writes the extraction cache
@@ -159,7 +159,7 @@ def package_sources() -> list[Path]:
 def test_no_load_path_unpickles_or_evaluates() -> None:
     sources = package_sources()
     names = {p.relative_to(PACKAGE).as_posix() for p in sources}
-    assert {"data/loading.py", "federated/scenario.py", "sweep.py", "cli.py"} <= names  # the scan sees the package
+    assert {"data/loading.py", "federated/scenario.py", "sweeps.py", "cli.py"} <= names  # the scan sees the package
     findings = [f for p in sources for f in scan_source(p.read_text(encoding="utf-8"),
                                                         str(p.relative_to(PACKAGE.parent)))]
     assert not findings, "unsafe deserialization or eval in fedunlearn:\n" + "\n".join(map(str, findings))
@@ -390,7 +390,7 @@ def _inside(folder: Path, path: Path) -> bool:
 @pytest.mark.parametrize("value", HOSTILE_VALUES, ids=[repr(v)[:20] for v in HOSTILE_VALUES])
 @pytest.mark.parametrize("key", ["name", "data.root", "sites.names"])
 def test_sweep_slug_of_hostile_value_stays_one_folder(key: str, value, tmp_path: Path) -> None:
-    from fedunlearn.sweep import slugify
+    from fedunlearn.sweeps import slugify
 
     for assignments in ([(key, value)], [("seed", 0), (key, value)]):
         slug = slugify(assignments)
@@ -404,7 +404,7 @@ def test_sweep_slug_of_hostile_value_stays_one_folder(key: str, value, tmp_path:
 
 def test_sweep_plan_paths_stay_in_the_sweep_folder(tmp_path: Path) -> None:
     """``data.root`` takes any folder, so hostile values survive validation: their points still live in DIR."""
-    from fedunlearn.sweep import plan_sweep
+    from fedunlearn.sweeps import plan_sweep
 
     scenario = tmp_path / "s.yaml"
     scenario.write_text("name: s\ndata: {dataset: synthetic}\n")
@@ -419,7 +419,7 @@ def test_sweep_plan_paths_stay_in_the_sweep_folder(tmp_path: Path) -> None:
 
 
 def test_sweep_slug_of_a_long_value_fits_a_folder_name() -> None:
-    from fedunlearn.sweep import slugify
+    from fedunlearn.sweeps import slugify
 
     assert len(slugify([("data.root", "x" * 300)]).encode()) + len(".yaml") <= 255
 

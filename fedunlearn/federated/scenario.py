@@ -798,7 +798,8 @@ def read_scenario_yaml(path: str | Path) -> dict[str, Any]:
             raise ScenarioError(f"{path}: line {mark.line + 1}: {problem}") from None
         raise ScenarioError(f"{path}: not valid YAML{where}; fix the syntax") from None
     if raw is None:
-        raw = {}
+        raise ScenarioError(f"{path}: the file is empty; write the sections to change (copy configs/quickstart.yaml "
+                            "and edit it)")
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{path}: (top level): bad value {show(raw)}; allowed: a mapping with keys "
                             + ", ".join(Scenario.model_fields))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sweep.tiny import ResumedSweep, resumed_sweep
+from tests.sweeps.tiny import ResumedSweep, resumed_sweep
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import yaml
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import scenario_from_mapping
 from fedunlearn.io import read_manifest
-from fedunlearn.report.tables import CONTROL, RETRAIN
+from fedunlearn.reports.tables import CONTROL, RETRAIN
 
 ABSENT = "(absent)"
 #: Scenario keys that never make two runs different variants.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedunlearn.report.tables import aggregate, pareto_front, per_run, run_costs, summarize, summary_markdown
+from fedunlearn.reports.tables import aggregate, pareto_front, per_run, run_costs, summarize, summary_markdown
 
 KEY = "deletion.method"
 

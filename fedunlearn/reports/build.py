@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from fedunlearn.io import now_iso
-from fedunlearn.report import figures as F
-from fedunlearn.report.contrasts import FINAL, paired_markdown, paired_rounds, paired_summary, run_figures
-from fedunlearn.report.load import RunData, load_runs, long_table
-from fedunlearn.report.paired import METRIC_WORDS
-from fedunlearn.report.render import Figure, Section, write_html, write_markdown
-from fedunlearn.report.tables import CONTROL, RETRAIN, pareto_front, summarize, summary_markdown
+from fedunlearn.reports import figures as F
+from fedunlearn.reports.contrasts import FINAL, paired_markdown, paired_rounds, paired_summary, run_figures
+from fedunlearn.reports.load import RunData, load_runs, long_table
+from fedunlearn.reports.paired import METRIC_WORDS
+from fedunlearn.reports.render import Figure, Section, write_html, write_markdown
+from fedunlearn.reports.tables import CONTROL, RETRAIN, pareto_front, summarize, summary_markdown
 
 FORMATS = ("html", "md")
 

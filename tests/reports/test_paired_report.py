@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from fedunlearn.report import build_report
-from fedunlearn.report.build import build_sections
-from fedunlearn.report.load import load_runs
-from fedunlearn.report.render import Figure
+from fedunlearn.reports import build_report
+from fedunlearn.reports.build import build_sections
+from fedunlearn.reports.load import load_runs
+from fedunlearn.reports.render import Figure
 
 SCENARIO = {"name": "fake", "data": {"dataset": "synthetic"}, "sites": {"count": 2},
             "training": {"rounds": 3}, "deletion": {"requests": [{"round": 2, "site": 1, "fraction": 0.25}]}}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fedunlearn.cli import main
-from fedunlearn.report import ReportError, build_report
-from fedunlearn.report.load import flatten, variant_keys, variant_label
-from tests.sweep.tiny import RETRAIN, SALUN, ResumedSweep
+from fedunlearn.reports import ReportError, build_report
+from fedunlearn.reports.load import flatten, variant_keys, variant_label
+from tests.sweeps.tiny import RETRAIN, SALUN, ResumedSweep
 
 IMG = '<img src="data:image/png;base64,'
 
@@ -82,7 +82,7 @@ def test_refuses_a_directory_that_is_no_run(tmp_path: Path) -> None:
 
 
 def test_variants_are_told_apart_by_the_keys_that_differ() -> None:
-    from fedunlearn.report.load import RunData
+    from fedunlearn.reports.load import RunData
 
     def run(method: str, seed: int, rounds: int) -> RunData:
         scenario = {"name": f"n{seed}", "seed": seed, "training": {"rounds": rounds, "lr": 0.05},

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from fedunlearn.metrics import confusion_counts
-from fedunlearn.report.tables import pooled_forget, run_summary
+from fedunlearn.reports.tables import pooled_forget, run_summary
 
 # Two forget sets of very different size and error pattern (1 = malignant).
 LABELS_A, PREDS_A = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0]), np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 1])

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fedunlearn.report.tables import pareto_front  # noqa: E402
+from fedunlearn.reports.tables import pareto_front  # noqa: E402
 
 DPI = 100
 
@@ -57,7 +57,7 @@ def rounds_figure(long: pd.DataFrame, variants: Sequence[str], deletion_rounds: 
     Top row: one line per variant (mean, band = ± std over seeds). Bottom row
     (when ``differences`` is given): method minus control with the same seed
     and keys, per round, mean over seeds with its 95 % bootstrap band
-    (:func:`fedunlearn.report.contrasts.paired_rounds`, one frame per metric).
+    (:func:`fedunlearn.reports.contrasts.paired_rounds`, one frame per metric).
     """
     g = long[(long["site"] == "global") & (long["phase"] == "test")]
     col = colours(variants)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from fedunlearn.progress import Progress
-from fedunlearn.report.contrasts import SUMMARY_COLUMNS
-from fedunlearn.sweep import is_complete, pending_points, plan_sweep, run_points, run_sweep
-from tests.sweep.tiny import RETRAIN, SALUN, ResumedSweep, write_tiny
+from fedunlearn.reports.contrasts import SUMMARY_COLUMNS
+from fedunlearn.sweeps import is_complete, pending_points, plan_sweep, run_points, run_sweep
+from tests.sweeps.tiny import RETRAIN, SALUN, ResumedSweep, write_tiny
 
 
 def test_the_finished_run_is_kept_untouched(tiny_sweep: ResumedSweep) -> None:
@@ -154,7 +154,7 @@ def _half_finished_with_checkpoint(plan, point, scenario) -> Path:
 
 
 def test_a_half_finished_run_with_a_checkpoint_is_resumed_not_redone(tmp_path: Path) -> None:
-    from fedunlearn.sweep import run_command
+    from fedunlearn.sweeps import run_command
 
     plan = plan_sweep(write_tiny(tmp_path), ["seed=0,1"], tmp_path / "out", control=False, retrain=False)
     kept = _half_finished_with_checkpoint(plan, plan.points[0], plan.points[0].scenario)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fedunlearn.report.paired import (
+from fedunlearn.reports.paired import (
     IDENTICAL, NO_PAIR, NOISE, ONE_SEED, PairedDifference, format_difference, paired_ci, verdict,
 )
 

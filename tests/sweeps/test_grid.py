@@ -8,8 +8,8 @@ import pytest
 
 from fedunlearn.cli import main
 from fedunlearn.federated.scenario import ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping
-from fedunlearn.sweep import SweepError, parse_grid, parse_value, plan_sweep, slugify, split_values
-from tests.sweep.tiny import write_tiny
+from fedunlearn.sweeps import SweepError, parse_grid, parse_value, plan_sweep, slugify, split_values
+from tests.sweeps.tiny import write_tiny
 
 
 @pytest.fixture()

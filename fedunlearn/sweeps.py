@@ -13,8 +13,8 @@ redone, a half-finished one resumes from its newest checkpoint
 (``run --resume``), or is removed and redone when it has none. The summary
 (``summary.csv``: paired differences with bootstrap intervals and verdicts;
 ``summary-variants.csv``: the per-variant figures; ``summary.md``) is computed
-from the runs' ``metrics.csv`` only, by :mod:`fedunlearn.report.contrasts` and
-:mod:`fedunlearn.report.tables`.
+from the runs' ``metrics.csv`` only, by :mod:`fedunlearn.reports.contrasts` and
+:mod:`fedunlearn.reports.tables`.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from fedunlearn.federated.scenario import (
 )
 from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, is_complete, now_iso
 from fedunlearn.progress import Progress
-from fedunlearn.report.contrasts import paired_markdown, paired_summary, run_figures
-from fedunlearn.report.tables import CONTROL, RETRAIN, summarize, summary_markdown
+from fedunlearn.reports.contrasts import paired_markdown, paired_summary, run_figures
+from fedunlearn.reports.tables import CONTROL, RETRAIN, summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
 
 SEED_KEY = "seed"
@@ -385,16 +385,31 @@ def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
 
 
 def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
-    """The round after which a half-finished run of ``point`` can resume: its newest checkpoint's, when that
-    is readable and the run is of the same scenario; None when the run must be redone."""
+    """The round after which a half-finished run of ``point`` can resume: its newest checkpoint's.
+
+    None (the run is redone) only when the run is of another scenario (or its
+    ``scenario.yaml`` is missing or invalid) or has no checkpoint yet.
+
+    Raises
+    ------
+    SweepError
+        When the checkpoint cannot be read (an I/O error, perhaps transient, or
+        a damaged checkpoint): the run is never removed on such an error.
+    """
+    try:
+        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
+    except ScenarioError:
+        return None
+    if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
+        return None
     try:
         checkpoint = latest_checkpoint(run_dir)
-        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
-    except (FedunlearnError, OSError):
-        return None
-    if checkpoint is None or _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
-        return None
-    return checkpoint.server_round
+    except OSError as exc:
+        raise SweepError(f"{run_dir}: cannot read its checkpoints ({exc.strerror or exc}); the run is kept: "
+                         "fix the folder's permissions or storage and rerun the sweep") from None
+    except FedunlearnError as exc:
+        raise SweepError(f"{run_dir}: {exc}; the sweep keeps the run until you decide") from None
+    return None if checkpoint is None else checkpoint.server_round
 
 
 def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
@@ -548,7 +563,7 @@ def write_summary(plan: SweepPlan) -> pd.DataFrame | None:
     """``summary.csv`` (paired long table), ``summary-variants.csv`` (per variant) and ``summary.md``.
 
     ``summary.csv`` has one row per (other grid keys, method, metric, at) with
-    the columns of :data:`fedunlearn.report.contrasts.SUMMARY_COLUMNS`; it is
+    the columns of :data:`fedunlearn.reports.contrasts.SUMMARY_COLUMNS`; it is
     returned. Arms are paired by seed and every grid key but the method.
     """
     long = sweep_long_table(plan)

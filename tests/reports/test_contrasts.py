@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedunlearn.report.contrasts import (
+from fedunlearn.reports.contrasts import (
     SUMMARY_COLUMNS, erasure_round, paired_markdown, paired_rounds, paired_summary, run_figures,
 )
-from fedunlearn.report.paired import ONE_SEED, REFERENCE, paired_ci
+from fedunlearn.reports.paired import ONE_SEED, REFERENCE, paired_ci
 
 LR = "training.lr"
 EXACT_COLUMNS = [LR, "method", "metric", "at", "round", "mean", "std", "delta_vs_control", "ci_low", "ci_high",

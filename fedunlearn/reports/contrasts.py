@@ -8,7 +8,7 @@ effect, and ``metric(method) - metric(retrain)`` how far the method stands
 from the gold standard. Figures are read at two moments of each run:
 ``final`` (its last round) and ``erasure`` (the first global evaluation at or
 after the round of the scenario's first deletion request). Pure functions on
-long tables; the statistics are in :mod:`fedunlearn.report.paired`.
+long tables; the statistics are in :mod:`fedunlearn.reports.paired`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fedunlearn.report.paired import (
+from fedunlearn.reports.paired import (
     METRIC_WORDS, N_RESAMPLES, REFERENCE, PairedDifference, format_difference, paired_ci, verdict,
 )
-from fedunlearn.report.tables import CONTROL, RETRAIN, figures_at, final_round, run_costs
+from fedunlearn.reports.tables import CONTROL, RETRAIN, figures_at, final_round, run_costs
 
 FINAL, ERASURE = "final", "erasure"
 #: Metrics of the paired summary: global test, then pooled forget sets; costs (``final`` only) after.
@@ -145,8 +145,8 @@ def paired_summary(figures: pd.DataFrame, keys: Sequence[str], *, n_resamples: i
         over the method's seeds (sample std, NaN for one seed); ``n_seeds``:
         seeds with a value. ``delta_vs_*``: mean over the seeds present in
         both arms of (method minus reference) with its 95 % bootstrap interval
-        (:func:`~fedunlearn.report.paired.paired_ci`); NaN without that arm.
-        Verdicts: :func:`~fedunlearn.report.paired.verdict`, ``(reference)``
+        (:func:`~fedunlearn.reports.paired.paired_ci`); NaN without that arm.
+        Verdicts: :func:`~fedunlearn.reports.paired.verdict`, ``(reference)``
         on the reference's own rows.
     """
     out = []

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedunlearn import sweep as sweep_module
+from fedunlearn import sweeps as sweep_module
 from fedunlearn.cli import main
-from fedunlearn.sweep import SweepOutcome, plan_sweep, with_reference_arms, write_summary
-from tests.sweep.tiny import write_tiny
+from fedunlearn.sweeps import SweepOutcome, plan_sweep, with_reference_arms, write_summary
+from tests.sweeps.tiny import write_tiny
 
 KEY = "deletion.method"
 PAIRED_COLUMNS = ["method", "metric", "at", "round", "mean", "std", "delta_vs_control", "ci_low", "ci_high",

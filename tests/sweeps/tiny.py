@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fedunlearn.sweep import SweepOutcome, SweepPlan, plan_sweep, run_sweep
+from fedunlearn.sweeps import SweepOutcome, SweepPlan, plan_sweep, run_sweep
 
 TINY_YAML = """\
 name: tiny
