@@ -14,7 +14,6 @@ Yang et al., "MedMNIST v2", Scientific Data, 2023 (file layout and checksums).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import shutil
@@ -23,17 +22,16 @@ import threading
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from . import synthetic as _synthetic
 from .specs import DataError, DatasetSpec, get_dataset_spec
-
-if TYPE_CHECKING:
-    from .synthetic import SyntheticSpec
+from .splits import SPLITS, BinaryDataset, DataProvenance, ImageSplit
+from .synthetic import SyntheticSpec
 
 __all__ = [
     "CACHE_DIRNAME",
@@ -58,7 +56,6 @@ CACHE_DIRNAME = ".fedunlearn-cache"
 #: page cache), and held in memory otherwise (a read-only data root).
 MMAP_SIZES: frozenset[int] = frozenset({128, 224})
 """Image sizes whose arrays are extracted once and memory-mapped, not held in RAM."""
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _CHUNK = 1 << 22  # 4 MiB per read while hashing / extracting
 # Errors numpy / zipfile raise on a damaged or foreign archive.
@@ -67,121 +64,6 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, K
 
 class UnofficialDataWarning(UserWarning):
     """The file's MD5 differs from the official MedMNIST one: results are not on the official data."""
-
-
-# --------------------------------------------------------------------------- types
-@dataclass(frozen=True)
-class ImageSplit:
-    """One split of a binary image dataset.
-
-    Parameters
-    ----------
-    images : torch.Tensor
-        uint8 ``(N, H, W, C)`` in the official NHWC layout; may be a read-only
-        memory map (index it, do not write to it).
-    labels : torch.Tensor
-        int64 ``(N,)``: 1 malignant, 0 benign.
-    source_labels : torch.Tensor
-        int64 ``(N,)``: the original MedMNIST class id.
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    source_labels: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(
-                f"ImageSplit images must be uint8 (N, H, W, C), got {self.images.dtype} "
-                f"{tuple(self.images.shape)}"
-            )
-        for field_name in ("labels", "source_labels"):
-            t = getattr(self, field_name)
-            if t.dtype != torch.int64 or t.dim() != 1 or t.shape[0] != self.images.shape[0]:
-                raise DataError(
-                    f"ImageSplit {field_name} must be int64 ({self.images.shape[0]},) like the images, "
-                    f"got {t.dtype} {tuple(t.shape)}"
-                )
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: torch.Tensor) -> ImageSplit:
-        """Rows selected by an index (int64) or mask (bool) tensor, copied out of any memory map."""
-        index = torch.as_tensor(index)
-        return ImageSplit(images=self.images[index], labels=self.labels[index], source_labels=self.source_labels[index])
-
-    @property
-    def prevalence(self) -> float:
-        """Share of malignant samples; ``nan`` when the split is empty."""
-        if len(self) == 0:
-            return float("nan")
-        return float(self.labels.sum().item()) / len(self)
-
-
-@dataclass(frozen=True)
-class DataProvenance:
-    """Where the data of a run came from, for its manifest.
-
-    Parameters
-    ----------
-    dataset, size : str, int
-        Dataset name and image size.
-    path : str or None
-        The file read (``None`` for generated data).
-    md5, official_md5 : str or None
-        MD5 of that file and the official one.
-    official : bool
-        True only when both MD5s match.
-    synthetic : bool
-        True for generated data.
-    note : str
-        Anything a reader of the results must know (missing splits, non-official file).
-    """
-
-    dataset: str
-    size: int
-    path: str | None
-    md5: str | None
-    official_md5: str | None
-    official: bool
-    synthetic: bool
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class BinaryDataset:
-    """A dataset reduced to the malignant / benign task, with its provenance."""
-
-    name: str
-    size: int
-    train: ImageSplit
-    val: ImageSplit | None
-    test: ImageSplit | None
-    provenance: DataProvenance
-
-    def split(self, name: str) -> ImageSplit:
-        """Return the split ``"train"``, ``"val"`` or ``"test"``.
-
-        Raises
-        ------
-        DataError
-            For an unknown split name, or a split the file does not hold.
-        """
-        if name not in SPLITS:
-            raise DataError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")
-        found = getattr(self, name)
-        if found is None:
-            where = f" ({self.provenance.path})" if self.provenance.path else ""
-            raise DataError(
-                f"{self.name} {self.size}px{where} has no {name} split; use the official file: "
-                f"`fedunlearn data fetch --dataset {self.name} --size {self.size}`"
-            )
-        return found
 
 
 # --------------------------------------------------------------------------- root and checksums
@@ -232,9 +114,7 @@ def clear_cache() -> None:
     with _LOCK:
         _MD5_CACHE.clear()
         _SPLIT_CACHE.clear()
-    from .synthetic import _cached
-
-    _cached.cache_clear()
+    _synthetic.clear_synthetic_cache()
 
 
 # --------------------------------------------------------------------------- reading
@@ -432,9 +312,7 @@ def load_dataset(
     """
     key = str(name).strip().lower()
     if key == "synthetic":
-        from .synthetic import SyntheticSpec, make_synthetic
-
-        return make_synthetic(synthetic if synthetic is not None else SyntheticSpec(size=size))
+        return _synthetic.make_synthetic(synthetic if synthetic is not None else SyntheticSpec(size=size))
     spec = get_dataset_spec(key)
     filename = spec.filename(size)
     size = int(size)

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .loading import BinaryDataset, DataProvenance, ImageSplit
+from .splits import BinaryDataset, DataProvenance, ImageSplit
 from .specs import SIZES, DataError
 
 __all__ = ["SyntheticSpec", "make_synthetic"]
@@ -210,3 +210,8 @@ def make_synthetic(spec: SyntheticSpec) -> BinaryDataset:
     if not isinstance(spec, SyntheticSpec):
         raise DataError(f"make_synthetic expects a SyntheticSpec, got {type(spec).__name__}")
     return _cached(spec)
+
+
+def clear_synthetic_cache() -> None:
+    """Forget the synthetic datasets generated in this process (:func:`fedunlearn.data.clear_cache` calls it)."""
+    _cached.cache_clear()
