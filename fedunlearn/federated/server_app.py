@@ -26,11 +26,12 @@ from fedunlearn.federated.grid import WatchedGrid
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.recorder import RunRecorder
-from fedunlearn.federated.scenario import Scenario, load_scenario, scenario_to_yaml
+from fedunlearn.federated.rundir import check_resumable, mark_complete, mark_stopped, start_run_dir
+from fedunlearn.federated.scenario import Scenario, load_scenario
 from fedunlearn.federated.site import scenario_dataset
 from fedunlearn.federated.strategy import FederationPlan, FederationStopped, make_strategy
 from fedunlearn.federated.transport import load_arrays, to_arrays
-from fedunlearn.io import atomic_write_json, atomic_write_text, build_manifest, now_iso, write_manifest
+from fedunlearn.io import now_iso
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.metrics.operating import operating_point_name
 from fedunlearn.models import build_model
@@ -140,21 +141,6 @@ class ServerEvaluator:
         self.progress(line)
 
 
-def check_new_run_dir(run_dir: Path) -> None:
-    """Refuse to mix two runs in one directory."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FedunlearnError(f"run directory {run_dir} is not empty; pass another --out or remove it")
-
-
-def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
-    """A new run directory: the resolved scenario first, and a manifest that says 'incomplete' until the end."""
-    check_new_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
-    atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name,
-                                                  "note": "run in progress or interrupted; results are not final"})
-
-
 def _begin(run_dir: Path, scenario: Scenario, recorder: RunRecorder, resume: bool) -> Checkpoint | None:
     """Put the run's records where it (re)starts; returns the checkpoint it resumes from, if any.
 
@@ -216,15 +202,11 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
                                 train_config=ConfigRecord({"lr": scenario.training.lr}), evaluate_fn=evaluator)
     except FederationStopped as stop:
         recorder.flush()
-        atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name, "stopped": str(stop),
-                                                      "note": "run stopped; results are not final"})
+        mark_stopped(run_dir, scenario, str(stop))
         raise
     # Flower leaves an empty ArrayRecord when no round ran (a resume after the last checkpoint)
     final = result.arrays if result.arrays is not None and len(result.arrays) else evaluator.last_arrays
-    state = load_arrays(build_model(scenario.model), final).state_dict()
-    tmp = run_dir / ".model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(run_dir / "model.safetensors")
+    _save_model(run_dir, scenario, final)
     for site, rids in plan.pending.items():
         if rids:
             recorder.event("deletion-pending-at-end", scenario.training.rounds, site=plan.name(site), requests=rids)
@@ -235,15 +217,23 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
     recorder.event("run-complete", scenario.training.rounds, seconds=time.perf_counter() - t0)
     data = scenario_dataset(scenario)
     device = resolve_device(scenario.device)
-    write_manifest(run_dir, build_manifest(
-        kind="federated-run", complete=True, started=started, finished=now_iso(),
+    mark_complete(
+        run_dir, started=started, finished=now_iso(),
         seconds=time.perf_counter() - t0, scenario=scenario.name, seed=scenario.seed,
         method=scenario.deletion.method, device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         data=data.provenance.to_dict(), sites={plan.name(s): n for s, n in sorted(node_of.items())},
         requests={status: sum(r["status"] == status for r in ledger_rows) for status in STATUSES},
         resumed=resume,
-    ))
+    )
+
+
+def _save_model(run_dir: Path, scenario: Scenario, arrays: ArrayRecord) -> None:
+    """The final global model as ``model.safetensors`` (written aside, then renamed into place)."""
+    state = load_arrays(build_model(scenario.model), arrays).state_dict()
+    tmp = run_dir / ".model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(run_dir / "model.safetensors")
 
 
 app = ServerApp()
@@ -263,8 +253,6 @@ def _scenario_path(value: str) -> Path:
 def main(grid: Grid, context: Context) -> None:
     """Entry point for ``flwr run .``: run config keys ``scenario``, ``run-dir``, ``overrides``, ``resume``
     (``resume=true`` continues the unfinished run in ``run-dir`` with the scenario saved there)."""
-    from fedunlearn.federated.simulation import check_resumable
-
     cfg = context.run_config
     overrides = [o for o in str(cfg.get("overrides", "")).split(";") if o.strip()]
     resume = str(cfg.get("resume", "")).lower() in ("1", "true", "yes")

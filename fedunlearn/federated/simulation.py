@@ -21,6 +21,7 @@ import torch
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.io import read_manifest
+from fedunlearn.federated.rundir import check_new_run_dir, check_resumable, start_run_dir
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.progress import Progress
 
@@ -41,22 +42,6 @@ def backend_config(scenario: Scenario, ray_tmp: str, verbose: bool = False) -> d
         init["num_cpus"] = max(os.cpu_count() or 1, int(scenario.ray.num_cpus_per_client))
         init["_temp_dir"] = ray_tmp
     return {"client_resources": client_resources(scenario), "init_args": init}
-
-
-def check_resumable(run_dir: Path) -> None:
-    """Refuse, in one line, a directory that is not an unfinished run, or whose newest checkpoint is unreadable."""
-    from fedunlearn.federated.checkpoint import latest_checkpoint
-
-    try:
-        manifest = read_manifest(run_dir)
-    except ValueError as exc:
-        raise FedunlearnError(f"{exc}; the run directory is damaged, start the run again") from None
-    if not (run_dir / "scenario.yaml").is_file() or manifest is None:
-        raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml or manifest.json); "
-                              "pass the folder a `fedunlearn run` wrote")
-    if manifest.get("complete") is True:
-        raise FedunlearnError(f"{run_dir} is a complete run; there is nothing to resume")
-    latest_checkpoint(run_dir)
 
 
 class _HideSimulatedFailures(logging.Filter):
@@ -103,7 +88,7 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
     from flwr.simulation import run_simulation
 
     from fedunlearn.federated.client_app import app as client_app
-    from fedunlearn.federated.server_app import check_new_run_dir, make_server_app, start_run_dir
+    from fedunlearn.federated.server_app import make_server_app
 
     run_dir = Path(run_dir).resolve()
     ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
