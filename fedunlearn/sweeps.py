@@ -19,19 +19,15 @@ from the runs' ``metrics.csv`` only, by :mod:`fedunlearn.reports.contrasts` and
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +35,13 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.checkpoint import latest_checkpoint
+from fedunlearn.federated.rundir import looks_like_run_dir, remove_run_dir
 from fedunlearn.federated.scenario import (
-    DeletionSection, Scenario, ScenarioError, apply_overrides, read_scenario_yaml, scenario_from_mapping,
-    scenario_to_yaml,
+    DeletionSection, Scenario, ScenarioError, apply_overrides, key_path_problem, read_scenario_yaml,
+    scenario_from_mapping, scenario_to_yaml,
 )
 from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, is_complete, now_iso
 from fedunlearn.progress import Progress
@@ -58,7 +54,6 @@ METHOD_KEY = "deletion.method"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # YAML 1.1 reads 1e-3 as a string
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
 _SLUG_MAX = 180
-_CHUNK = re.compile(r"^(?P<name>[^\[\]]*)(?P<idx>(\[\d+\])*)$")
 
 
 class SweepError(FedunlearnError):
@@ -163,65 +158,6 @@ def split_values(text: str) -> list[str]:
     return parts
 
 
-def _key_parts(key: str) -> list[str | int] | None:
-    """``deletion.requests[0].fraction`` -> ``['deletion', 'requests', 0, 'fraction']`` (None if malformed)."""
-    parts: list[str | int] = []
-    for chunk in key.split("."):
-        m = _CHUNK.match(chunk)
-        if m is None or not (m["name"] or m["idx"]):
-            return None
-        if m["name"]:
-            parts.append(int(m["name"]) if m["name"].isdigit() else m["name"])
-        parts += [int(i) for i in re.findall(r"\[(\d+)\]", m["idx"])]
-    return parts
-
-
-def _render(parts: Sequence[str | int]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
-
-
-def _unwrap(ann: Any) -> Any:
-    """Drop ``Annotated`` and ``None`` from an annotation (``Model | None`` -> ``Model``)."""
-    if typing.get_origin(ann) is typing.Annotated:
-        ann = typing.get_args(ann)[0]
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(ann) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap(args[0])
-    return ann
-
-
-def key_path_problem(key: str) -> str | None:
-    """Why ``key`` is not a scenario key path (walking the schema), or None when it is.
-
-    List entries are indexed as in ``--set``: ``deletion.requests[0].fraction``.
-    """
-    parts = _key_parts(key)
-    if parts is None:
-        return "malformed key path; write dotted keys with optional list indices, e.g. deletion.requests[0].fraction"
-    ann: Any = Scenario
-    for i, part in enumerate(parts):
-        ann = _unwrap(ann)
-        here = _render(parts[:i])
-        if isinstance(part, int):
-            if typing.get_origin(ann) not in (tuple, list):
-                return f"{here} is not a list; drop the index [{part}]"
-            ann = typing.get_args(ann)[0]
-        elif isinstance(ann, type) and issubclass(ann, BaseModel):
-            fields = ann.model_fields
-            if part not in fields:
-                hint = difflib.get_close_matches(part, list(fields), n=1)
-                where = f"section {here}" if i else "the top level"
-                return (f"unknown key {part!r} in {where}; allowed keys there: {', '.join(fields)}"
-                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
-            ann = fields[part].annotation
-        elif typing.get_origin(ann) is dict:
-            return None  # a free-form mapping: each point's validation checks it
-        else:
-            return f"{here} is a value, not a section or a list"
-    return None
-
-
 def parse_grid(text: str) -> GridAxis:
     """Parse one ``--grid KEY=V1,V2,...`` argument.
 
@@ -248,7 +184,7 @@ def parse_grid(text: str) -> GridAxis:
     dupes = sorted({s for s in shown if shown.count(s) > 1})
     if dupes:
         raise SweepError(f"{where}: value(s) {', '.join(dupes)} given twice; list each value once")
-    problem = key_path_problem(key)
+    problem = key_path_problem(key, Scenario)
     if problem:
         raise SweepError(f"{where}: {problem}")
     return GridAxis(key, values)
@@ -434,13 +370,13 @@ def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
                                  f"{point.label}; pass another --out or remove that directory")
             continue
         if run_dir.exists():
-            if any(run_dir.iterdir()) and not any((run_dir / n).exists() for n in ("manifest.json", "scenario.yaml")):
+            if not looks_like_run_dir(run_dir):
                 raise SweepError(f"{run_dir} exists but is not a fedunlearn run directory; remove it or pass another --out")
             if (after := resumable_round(run_dir, point)) is not None:
                 progress(f"{point.label}: resuming the unfinished run in {run_dir} after round {after}")
             else:
                 progress(f"{point.label}: removing the unfinished run in {run_dir} (it is redone)")
-                shutil.rmtree(run_dir)
+                remove_run_dir(run_dir)
         todo.append(point)
     return todo
 

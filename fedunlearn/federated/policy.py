@@ -4,9 +4,11 @@ Two pure pieces, shared by the server and every hospital (each side expands the
 same scenario with the same functions, so request ids agree without sending
 them around):
 
-- :func:`expand_requests`: the scenario's effective request list, the explicit
-  ``deletion.requests`` followed by the requests drawn by the seeded random
-  process ``deletion.stochastic``; a request's id is its index in that list;
+- :func:`draw_requests`: the requests drawn by the seeded random process
+  ``deletion.stochastic``; the scenario's effective request list
+  (:func:`fedunlearn.federated.scenario.expand_requests`, behind
+  ``scenario.effective_requests``) is the explicit ``deletion.requests``
+  followed by these, and a request's id is its index in that list;
 - :data:`POLICIES`: ``immediate``, ``batched`` and ``retrain``, what a
   federation does with a request once it is accepted (see :class:`PolicySpec`).
 
@@ -31,8 +33,8 @@ from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated.transport import to_arrays
 from fedunlearn.models import build_model
 
-if TYPE_CHECKING:  # scenario.py imports this module for the policy names
-    from fedunlearn.federated.scenario import ForgetRequest, Scenario, StochasticRequests
+if TYPE_CHECKING:  # annotations only: the scenario package imports this module for the policy names
+    from fedunlearn.federated.scenario import Scenario, StochasticRequests
 
 _STREAM_REQUESTS = 29  # salts: separate random streams from the ones site.py derives from the same seed
 _STREAM_RESET = 31
@@ -119,22 +121,6 @@ def draw_requests(process: StochasticRequests, *, seed: int, rounds: int, n_site
                 out.append({"round": server_round, "site": site, "fraction": fraction, "mode": process.mode,
                             "seed": forget_seed})
     return out
-
-
-def expand_requests(scenario: Scenario) -> tuple[ForgetRequest, ...]:
-    """The effective request list: explicit ``deletion.requests``, then the drawn ones.
-
-    A request's id is its index here, on the server and on every site alike.
-    Use ``scenario.effective_requests`` (cached) rather than calling this in loops.
-    """
-    from fedunlearn.federated.scenario import ForgetRequest  # deferred: scenario.py imports this module
-
-    d = scenario.deletion
-    if d.stochastic is None:
-        return tuple(d.requests)
-    drawn = draw_requests(d.stochastic, seed=scenario.seed, rounds=scenario.training.rounds,
-                          n_sites=scenario.sites.count)
-    return tuple(d.requests) + tuple(ForgetRequest(**r) for r in drawn)
 
 
 def reset_seed(scenario: Scenario, server_round: int) -> int:

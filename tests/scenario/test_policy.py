@@ -14,9 +14,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedunlearn.federated.ledger import ServerLedger
-from fedunlearn.federated.policy import POLICY_NAMES, expand_requests, fresh_global_arrays, get_policy, policy_cost
+from fedunlearn.federated.policy import POLICY_NAMES, fresh_global_arrays, get_policy, policy_cost
 from fedunlearn.federated.recorder import RunRecorder
-from fedunlearn.federated.scenario import ForgetRequest, scenario_from_mapping
+from fedunlearn.federated.scenario import ForgetRequest, expand_requests, scenario_from_mapping
 from fedunlearn.federated.strategy import FederationPlan, make_strategy
 from tests.federated.conftest import small_scenario
 
