@@ -25,16 +25,21 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated import site as S
 from fedunlearn.federated.ledger import SiteLedger
+from fedunlearn.federated.protocol import (
+    ARRAYS, CONFIG, INFO, METRICS, SITE_RECORD, EvaluateReply, SetupQuery, SetupReply, TrainConfig, TrainInfo,
+    TrainMetrics, UnlearnInfo,
+)
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.models import build_model
@@ -79,7 +84,7 @@ class _Site:
         return S.pool_after(self.scenario, self.site, list(self.forgotten().values()))
 
     def model_from(self, msg: Message) -> torch.nn.Module:
-        return load_arrays(_model(self.scenario.model, str(self.device)), msg.content["arrays"])
+        return load_arrays(_model(self.scenario.model, str(self.device)), msg.content[ARRAYS])
 
     def fresh_model(self) -> torch.nn.Module:
         return prepare_model(build_model(self.scenario.model, seed=S.mix_seed(self.scenario.seed, self.site, 13)), self.device)
@@ -94,52 +99,47 @@ class _Site:
 
 @app.query("setup")
 def setup(msg: Message, context: Context) -> Message:
-    cfg = msg.content["config"]
-    scenario = _scenario(str(cfg["scenario"]))
+    query = SetupQuery.from_record(msg.content[CONFIG])
+    scenario = _scenario(query.scenario_json)
     site = int(context.node_config["partition-id"])
-    site_dir = Path(str(cfg["run-dir"])) / "sites" / scenario.sites.site_name(site)
-    context.state[_STATE] = ConfigRecord({"scenario": str(cfg["scenario"]), "site": site, "site-dir": str(site_dir)})
+    site_dir = Path(query.run_dir) / "sites" / scenario.sites.site_name(site)
+    context.state[_STATE] = ConfigRecord({"scenario": query.scenario_json, "site": site, "site-dir": str(site_dir)})
     s = _Site(context)
     _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
     initial = {rid: s.ledger.withdraw(rid, rows, 0) for rid, rows in removed.items()}
     shards = S.site_shards(scenario, site)
     labels = S.scenario_dataset(scenario, quiet=True).train.labels[shards.train_rows]
-    reply = ConfigRecord({
-        "site": site, "train-size": len(shards.train_rows), "pool-size": len(s.pool()),
-        "test-size": len(shards.test_rows), "prevalence": float(labels.float().mean()) if len(labels) else 0.0,
-        "initial-ids": list(initial), "initial-counts": [len(rows) for rows in initial.values()],
-    })
-    return Message(RecordDict({"site": reply}), reply_to=msg)
+    reply = SetupReply(
+        site=site, train_size=len(shards.train_rows), pool_size=len(s.pool()), test_size=len(shards.test_rows),
+        prevalence=float(labels.float().mean()) if len(labels) else 0.0,
+        initial_ids=tuple(initial), initial_counts=tuple(len(rows) for rows in initial.values()),
+    )
+    return Message(RecordDict({SITE_RECORD: reply.to_record()}), reply_to=msg)
 
 
-def _train_reply(msg: Message, model: torch.nn.Module, n: int, loss: float, seconds: float, images: int,
-                 info: ConfigRecord) -> Message:
-    metrics = MetricRecord({"num-examples": n, "train-loss": loss, "seconds": seconds, "images": images})
-    return Message(RecordDict({"arrays": to_arrays(model), "metrics": metrics, "info": info}), reply_to=msg)
+def _train_reply(msg: Message, model: torch.nn.Module, metrics: TrainMetrics, info: TrainInfo | UnlearnInfo) -> Message:
+    content = {ARRAYS: to_arrays(model), METRICS: metrics.to_record(), INFO: info.to_record()}
+    return Message(RecordDict(content), reply_to=msg)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     s = _Site(context)
-    server_round = int(msg.content["config"]["server-round"])
-    mu = float(msg.content["config"].get("proximal-mu", 0.0))
-    withdraw = [int(r) for r in msg.content["config"].get("withdraw-ids", [])]
+    cfg = TrainConfig.from_record(msg.content[CONFIG])
+    server_round = cfg.server_round
     # accepted requests leave the pool before anything else, whenever they are unlearned
-    counts = [len(rows) for rows in _withdraw(s, withdraw, server_round)]
+    counts = tuple(len(rows) for rows in _withdraw(s, cfg.withdraw_ids, server_round))
     s.fail_if_scheduled(server_round, "train")
     model = s.model_from(msg)
     pool = s.pool()
-    stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=mu)
+    stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=cfg.proximal_mu)
     s.audit(server_round, "train", stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long)))
     loss = stats.epoch_losses[-1] if stats.epoch_losses else float("nan")
-    info = ConfigRecord({"site": s.site, "kind": "train"})
-    if withdraw:
-        info["withdrawn-ids"] = withdraw
-        info["withdrawn-counts"] = counts
-    return _train_reply(msg, model, len(pool), loss, stats.seconds, stats.images, info)
+    info = TrainInfo(s.site, cfg.withdraw_ids, counts)
+    return _train_reply(msg, model, TrainMetrics(len(pool), loss, stats.seconds, stats.images), info)
 
 
-def _withdraw(s: _Site, rids: list[int], server_round: int) -> list[torch.Tensor]:
+def _withdraw(s: _Site, rids: Sequence[int], server_round: int) -> list[torch.Tensor]:
     """Drop these requests' rows from the site's pool for good; returns each request's rows.
 
     The rows are chosen on site from the current pool; a request withdrawn
@@ -167,14 +167,13 @@ def _withdraw(s: _Site, rids: list[int], server_round: int) -> list[torch.Tensor
 @app.train("unlearn")
 def unlearn(msg: Message, context: Context) -> Message:
     s = _Site(context)
-    cfg = msg.content["config"]
-    server_round = int(cfg["server-round"])
-    rids = [int(r) for r in cfg["request-ids"]]
+    cfg = TrainConfig.from_record(msg.content[CONFIG])
+    server_round, rids = cfg.server_round, cfg.request_ids
     chosen = _withdraw(s, rids, server_round)
     forget = torch.unique(torch.cat(chosen))
     retain = s.pool()
     model = s.model_from(msg)
-    counts = [len(rows) for rows in chosen]
+    counts = tuple(len(rows) for rows in chosen)
     if len(forget) == 0 or len(retain) == 0:
         # No local pass when the pool was already empty (nothing to forget) or when the whole site left
         # (nothing to retain: the methods weight their losses by retain-set class counts, 0/0 there).
@@ -182,10 +181,9 @@ def unlearn(msg: Message, context: Context) -> Message:
         s.fail_if_scheduled(server_round, "unlearn")
         for rid in rids:
             s.ledger.unlearned(rid, server_round)
-        info = ConfigRecord({"site": s.site, "kind": "unlearn", "method": "none", "request-ids": rids,
-                             "request-counts": counts, "forget-count": len(forget),
-                             "retain-count": len(retain), "unlearn-seconds": 0.0, "unlearn-images": 0})
-        return _train_reply(msg, model, 0, float("nan"), 0.0, 0, info)
+        info = UnlearnInfo(s.site, "none", rids, counts, forget_count=len(forget), retain_count=len(retain),
+                           seconds=0.0, images=0)
+        return _train_reply(msg, model, TrainMetrics(0, float("nan"), 0.0, 0), info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
     s.fail_if_scheduled(server_round, "unlearn")  # a crash in the pass: the rows stay withdrawn, the request pending
@@ -196,32 +194,29 @@ def unlearn(msg: Message, context: Context) -> Message:
         s.audit(server_round, f"unlearn-{phase}", rows)
     for rid in rids:
         s.ledger.unlearned(rid, server_round)
-    info = ConfigRecord({
-        "site": s.site, "kind": "unlearn", "method": result.method, "request-ids": rids, "request-counts": counts,
-        "forget-count": len(forget), "retain-count": len(retain), "unlearn-seconds": result.seconds,
-        "unlearn-images": result.stats.images, "mask-fraction": result.mask_fraction if result.mask_fraction is not None else -1.0,
-        **{f"before.{k}": v for k, v in before.items()}, **{f"after.{k}": v for k, v in after.items()},
-    })
+    info = UnlearnInfo(
+        s.site, result.method, rids, counts, forget_count=len(forget), retain_count=len(retain),
+        seconds=result.seconds, images=result.stats.images,
+        mask_fraction=result.mask_fraction if result.mask_fraction is not None else -1.0, before=before, after=after,
+    )
     loss = result.stats.epoch_losses[-1] if result.stats.epoch_losses else float("nan")
-    return _train_reply(msg, result.model, len(retain), loss, time.perf_counter() - t0, result.stats.images, info)
+    metrics = TrainMetrics(len(retain), loss, time.perf_counter() - t0, result.stats.images)
+    return _train_reply(msg, result.model, metrics, info)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     s = _Site(context)
-    server_round = int(msg.content["config"]["server-round"])
+    server_round = TrainConfig.from_record(msg.content[CONFIG]).server_round
     s.fail_if_scheduled(server_round, "evaluate")
     model = s.model_from(msg)
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)
-    metrics = MetricRecord({"num-examples": conf.n, **conf.as_dict()})
-    forget = ConfigRecord({"site": s.site})
+    reports: dict[int, dict[str, float]] = {}
     # Under Federated Retrain the same forget sets are tracked, though they were never trained on; the
     # control arm tracks them too, though it keeps training on them.
     if withdrawn := (s.forgotten() or S.tracked_forget_sets(s.scenario, s.site, server_round)):
         retain = S.pool_after(s.scenario, s.site, list(withdrawn.values()))
-        for rid, report in S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device).items():
-            for k, v in report.items():
-                forget[f"r{rid}.{k}"] = v
-    metrics["seconds"] = time.perf_counter() - t0  # the site's evaluate compute, for `fedunlearn bench`
-    return Message(RecordDict({"metrics": metrics, "forget": forget}), reply_to=msg)
+        reports = S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device)
+    seconds = time.perf_counter() - t0  # the site's evaluate compute, for `fedunlearn bench`
+    return Message(EvaluateReply(s.site, conf, seconds, reports).to_content(), reply_to=msg)

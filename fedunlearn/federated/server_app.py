@@ -25,6 +25,7 @@ from fedunlearn.federated.checkpoint import Checkpoint, latest_checkpoint, resto
 from fedunlearn.federated.grid import WatchedGrid
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
 from fedunlearn.federated.plot import risk_figure
+from fedunlearn.federated.protocol import CONFIG, SETUP, SITE_RECORD, SetupQuery, SetupReply
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.rundir import check_resumable, mark_complete, mark_stopped, start_run_dir
 from fedunlearn.federated.scenario import Scenario, load_scenario
@@ -62,23 +63,22 @@ def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunReco
     before round 1 (applied in round 0).
     """
     nodes = wait_for_nodes(grid, scenario.sites.count, abort=abort)
-    cfg = ConfigRecord({"scenario": json.dumps(scenario.model_dump(mode="json")), "run-dir": str(run_dir)})
-    replies = list(grid.send_and_receive([Message(RecordDict({"config": cfg}), n, "query.setup") for n in nodes]))
+    cfg = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(run_dir)).to_record()
+    replies = list(grid.send_and_receive([Message(RecordDict({CONFIG: cfg}), n, SETUP) for n in nodes]))
     node_of: dict[int, int] = {}
     for reply in replies:
         if reply.has_error():
             raise FedunlearnError(f"a hospital failed its setup: {reply.error.reason}")
-        info = reply.content["site"]
-        site = int(info["site"])
-        node_of[site] = reply.metadata.src_node_id
-        name = scenario.sites.site_name(site)
+        info = SetupReply.from_record(reply.content[SITE_RECORD])
+        node_of[info.site] = reply.metadata.src_node_id
+        name = scenario.sites.site_name(info.site)
         if record:
-            recorder.metrics(0, name, "setup", {"train_size": info["train-size"], "test_size": info["test-size"],
-                                                "prevalence": info["prevalence"], "pool_size": info["pool-size"]})
-        for rid, count in zip(info["initial-ids"], info["initial-counts"]):
-            req = scenario.effective_requests[int(rid)]
-            ledger.request(int(rid), name, req.round, req.fraction, req.mode)
-            ledger.applied(int(rid), 0, "retrain", {}, sample_count=int(count))
+            recorder.metrics(0, name, "setup", {"train_size": info.train_size, "test_size": info.test_size,
+                                                "prevalence": info.prevalence, "pool_size": info.pool_size})
+        for rid, count in zip(info.initial_ids, info.initial_counts):
+            req = scenario.effective_requests[rid]
+            ledger.request(rid, name, req.round, req.fraction, req.mode)
+            ledger.applied(rid, 0, "retrain", {}, sample_count=count)
     missing = sorted(set(range(scenario.sites.count)) - set(node_of))
     if missing:
         raise FedunlearnError(f"no node answered for site(s) {missing}; the federation must have one node per site")

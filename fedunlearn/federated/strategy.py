@@ -39,6 +39,10 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords, aggre
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.policy import PolicySpec, fresh_global_arrays, get_policy
+from fedunlearn.federated.protocol import (
+    ARRAYS, EVALUATE, INFO, METRICS, NUM_EXAMPLES, TRAIN, UNLEARN, EvaluateReply, TrainInfo, TrainMetrics, UnlearnInfo,
+    is_unlearn_reply, with_requests, with_withdrawals,
+)
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.federated.site import mix_seed
@@ -203,16 +207,14 @@ class DeletionAware:
         messages = []
         for s in trainers:
             if withdrawing.get(s):  # drop these requests' rows before training (their unlearning may come later)
-                cfg = ConfigRecord(dict(content[cfg_key]))
-                cfg["withdraw-ids"] = withdrawing[s]
-                messages.append(Message(RecordDict({arr_key: content[arr_key], cfg_key: cfg}), self.plan.node_of[s], "train"))
+                cfg = with_withdrawals(content[cfg_key], withdrawing[s])
+                messages.append(Message(RecordDict({arr_key: content[arr_key], cfg_key: cfg}), self.plan.node_of[s], TRAIN))
             else:
-                messages.append(Message(content, self.plan.node_of[s], "train"))
+                messages.append(Message(content, self.plan.node_of[s], TRAIN))
         self._unlearning = deleting
         for site, rids in deleting.items():
-            cfg = ConfigRecord(dict(content[cfg_key]))
-            cfg["request-ids"] = rids
-            messages.append(Message(RecordDict({arr_key: arrays, cfg_key: cfg}), self.plan.node_of[site], "train.unlearn"))
+            cfg = with_requests(content[cfg_key], rids)
+            messages.append(Message(RecordDict({arr_key: arrays, cfg_key: cfg}), self.plan.node_of[site], UNLEARN))
             for rid in rids:
                 self.ledger.attempted(rid)
             self.recorder.event("deletion-sent", server_round, site=self.plan.name(site), requests=rids,
@@ -229,31 +231,30 @@ class DeletionAware:
             if msg.has_error():
                 self._train_failure(server_round, msg)
                 continue
-            info = msg.content["info"]
-            site_name = self.plan.name(int(info["site"]))
-            m = msg.content["metrics"]
-            if info["kind"] != "unlearn":  # an unlearning reply is recorded once, under phase "unlearn"
-                self.recorder.metrics(server_round, site_name, "train",
-                                      {"num_examples": m["num-examples"], "loss": m["train-loss"],
-                                       "seconds": m["seconds"], "images": m["images"]})
-            if info["kind"] == "unlearn":
+            if is_unlearn_reply(msg.content[INFO]):  # recorded once, under phase "unlearn"
                 unlearned.append(msg)
-                self._record_unlearn(server_round, int(info["site"]), info)
-            elif "withdrawn-ids" in info:
-                withdrawn = [int(r) for r in info["withdrawn-ids"]]
-                self.plan.withdrawn(int(info["site"]), withdrawn)
-                for rid, count in zip(withdrawn, info["withdrawn-counts"]):
-                    self.ledger.counted(rid, int(count))
+                self._record_unlearn(server_round, UnlearnInfo.from_record(msg.content[INFO]))
+                continue
+            info = TrainInfo.from_record(msg.content[INFO])
+            site_name = self.plan.name(info.site)
+            m = TrainMetrics.from_record(msg.content[METRICS])
+            self.recorder.metrics(server_round, site_name, "train", {"num_examples": m.num_examples, "loss": m.loss,
+                                                                    "seconds": m.seconds, "images": m.images})
+            if info.withdrawn_ids:
+                withdrawn = list(info.withdrawn_ids)
+                self.plan.withdrawn(info.site, withdrawn)
+                for rid, count in zip(withdrawn, info.withdrawn_counts):
+                    self.ledger.counted(rid, count)
                 self.recorder.event("withdrawal-applied", server_round, site=site_name, requests=withdrawn)
         self.round_seconds["train"] = time.perf_counter() - self._t0
         if unlearned and self.plan.scenario.deletion.integration == "adopt":
             contents = [m.content for m in unlearned]
-            if sum(float(c["metrics"]["num-examples"]) for c in contents) == 0:  # only sites with nothing left
+            if sum(float(c[METRICS][NUM_EXAMPLES]) for c in contents) == 0:  # only sites with nothing left
                 contents = [_reweighted(c, 1) for c in contents]
-            return aggregate_arrayrecords(contents, "num-examples"), aggregate_metricrecords(contents, "num-examples")
+            return aggregate_arrayrecords(contents, NUM_EXAMPLES), aggregate_metricrecords(contents, NUM_EXAMPLES)
         # A site with an empty pool (it withdrew all its rows) sends its weights back unchanged with
         # num-examples 0: it carries no weight, and a round of such replies only keeps the global model.
-        replies = [m for m in replies if m.has_error() or float(m.content["metrics"]["num-examples"]) > 0]
+        replies = [m for m in replies if m.has_error() or float(m.content[METRICS][NUM_EXAMPLES]) > 0]
         if not replies:
             return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
@@ -275,24 +276,23 @@ class DeletionAware:
                                 retry="the requests stay pending and are sent again in the next round the policy "
                                 "acts; the site keeps their rows out of training")
 
-    def _record_unlearn(self, server_round: int, site: int, info: ConfigRecord) -> None:
-        rids = [int(r) for r in info["request-ids"]]
-        self.plan.unlearned(site, rids)
-        name = self.plan.name(site)
+    def _record_unlearn(self, server_round: int, info: UnlearnInfo) -> None:
+        rids = list(info.request_ids)
+        self.plan.unlearned(info.site, rids)
+        name = self.plan.name(info.site)
         req = ",".join(f"r{r}" for r in rids)
-        values = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and k not in ("site",)}
-        after = {k.removeprefix("after.").replace("-", "_"): v for k, v in values.items() if k.startswith("after.")}
+        after = {k.replace("-", "_"): v for k, v in info.after.items()}
+        before = {f"before.{k}".replace(".", "_").replace("-", "_"): v for k, v in info.before.items() if k != "forget_count"}
         self.recorder.metrics(server_round, name, "unlearn", {
-            "forget_count": values["forget-count"], "retain_count": values["retain-count"],
-            "seconds": values["unlearn-seconds"], "images": values["unlearn-images"],
-            **{k: v for k, v in after.items() if k != "forget_count"},
-            **{k.replace(".", "_").replace("-", "_"): v for k, v in values.items() if k.startswith("before.") and k != "before.forget_count"},
+            "forget_count": float(info.forget_count), "retain_count": float(info.retain_count),
+            "seconds": info.seconds, "images": float(info.images),
+            **{k: v for k, v in after.items() if k != "forget_count"}, **before,
         }, request=req)
-        for rid, count in zip(rids, info["request-counts"]):
-            self.ledger.applied(rid, server_round, str(info["method"]), after, sample_count=int(count))
-        self.recorder.event("deletion-applied", server_round, site=name, requests=rids, method=str(info["method"]),
-                            forget_count=int(values["forget-count"]), ubac=values.get("after.ubac"),
-                            mia_efficacy=values.get("after.mia_efficacy"), seconds=values["unlearn-seconds"])
+        for rid, count in zip(rids, info.request_counts):
+            self.ledger.applied(rid, server_round, info.method, after, sample_count=count)
+        self.recorder.event("deletion-applied", server_round, site=name, requests=rids, method=info.method,
+                            forget_count=info.forget_count, ubac=info.after.get("ubac"),
+                            mia_efficacy=info.after.get("mia_efficacy"), seconds=info.seconds)
 
     # --------------------------------------------------------------- evaluate
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
@@ -302,7 +302,7 @@ class DeletionAware:
         if not base:
             return []
         # Every site evaluates every round, so per-site risk exists for all of them.
-        return [Message(base[0].content, node, "evaluate") for node in self.plan.node_of.values()]
+        return [Message(base[0].content, node, EVALUATE) for node in self.plan.node_of.values()]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         server_round += self.round_offset
@@ -313,22 +313,14 @@ class DeletionAware:
                 self.recorder.event("site-failure", server_round, site=self._site_name(msg), phase="evaluate",
                                     reason=_gist(msg.error.reason))
                 continue
-            m = msg.content["metrics"]
-            conf = Confusion.from_mapping(m)
-            confusions.append(conf)
-            forget = msg.content["forget"]
-            site_name = self.plan.name(int(forget["site"]))
-            self.recorder.metrics(server_round, site_name, "local-test", clinical_metrics(conf, costs=costs))
-            self.recorder.metrics(server_round, site_name, "evaluate", {"seconds": m["seconds"]})
-            by_request: dict[str, dict[str, float]] = {}
-            for key, value in forget.items():
-                if key == "site":
-                    continue
-                rid, metric = key.split(".", 1)
-                by_request.setdefault(rid, {})[metric] = float(value)
-            for rid, values in by_request.items():
-                self.recorder.metrics(server_round, site_name, "forget", values, request=rid)
-                request_id = int(rid.removeprefix("r"))
+            reply = EvaluateReply.from_content(msg.content)
+            confusions.append(reply.confusion)
+            site_name = self.plan.name(reply.site)
+            self.recorder.metrics(server_round, site_name, "local-test", clinical_metrics(reply.confusion, costs=costs))
+            self.recorder.metrics(server_round, site_name, "evaluate", {"seconds": reply.seconds})
+            for request_id, values in reply.forget.items():
+                values = dict(values)
+                self.recorder.metrics(server_round, site_name, "forget", values, request=f"r{request_id}")
                 if self.ledger.verified(request_id, server_round, values):
                     self.recorder.event("deletion-verified", server_round, site=site_name, requests=[request_id],
                                         ubac=values.get("ubac"), mia_efficacy=values.get("mia_efficacy"))
@@ -343,7 +335,7 @@ class DeletionAware:
             return None
         pooled = pool(confusions)
         self.recorder.metrics(server_round, "pooled", "local-test", clinical_metrics(pooled, costs=costs))
-        return MetricRecord({"num-examples": pooled.n, **pooled.as_dict()})
+        return MetricRecord({NUM_EXAMPLES: pooled.n, **pooled.as_dict()})
 
     # ---------------------------------------------------------------- helpers
     def _costs(self) -> RiskCosts:
@@ -378,9 +370,9 @@ def _gist(text: str) -> str:
 
 def _reweighted(content: RecordDict, weight: float) -> RecordDict:
     """A copy of a reply's content whose ``num-examples`` is ``weight``."""
-    metrics = MetricRecord(dict(content["metrics"]))
-    metrics["num-examples"] = weight
-    return RecordDict({"arrays": content["arrays"], "metrics": metrics})
+    metrics = MetricRecord(dict(content[METRICS]))
+    metrics[NUM_EXAMPLES] = weight
+    return RecordDict({ARRAYS: content[ARRAYS], METRICS: metrics})
 
 
 def make_strategy(scenario: Scenario, plan: FederationPlan, recorder: RunRecorder):
