@@ -38,7 +38,7 @@ from fedunlearn.federated import site as S
 from fedunlearn.federated.ledger import SiteLedger
 from fedunlearn.federated.protocol import (
     ARRAYS, CONFIG, INFO, METRICS, SITE_RECORD, EvaluateReply, SetupQuery, SetupReply, TrainConfig, TrainInfo,
-    TrainMetrics, UnlearnInfo,
+    TrainMetrics, UnlearnInfo, server_round_of,
 )
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
@@ -208,7 +208,7 @@ def unlearn(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     s = _Site(context)
-    server_round = TrainConfig.from_record(msg.content[CONFIG]).server_round
+    server_round = server_round_of(msg.content[CONFIG])
     s.fail_if_scheduled(server_round, "evaluate")
     model = s.model_from(msg)
     conf = S.local_test_confusion(model, s.scenario, s.site, device=s.device)

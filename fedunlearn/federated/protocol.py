@@ -122,6 +122,11 @@ class TrainConfig:
                    _ints(record.get(WITHDRAW_IDS, [])), _ints(record.get(REQUEST_IDS, [])))
 
 
+def server_round_of(config: ConfigRecord) -> int:
+    """The round a ``train``, ``train.unlearn`` or ``evaluate`` message belongs to (Flower's ``server-round``)."""
+    return int(config[SERVER_ROUND])
+
+
 def with_withdrawals(config: ConfigRecord, rids: Sequence[int]) -> ConfigRecord:
     """A copy of a train ``config`` telling the site to withdraw these requests' rows before training."""
     cfg = ConfigRecord(dict(config))

@@ -282,7 +282,8 @@ class DeletionAware:
         name = self.plan.name(info.site)
         req = ",".join(f"r{r}" for r in rids)
         after = {k.replace("-", "_"): v for k, v in info.after.items()}
-        before = {f"before.{k}".replace(".", "_").replace("-", "_"): v for k, v in info.before.items() if k != "forget_count"}
+        before = {f"before.{k}".replace(".", "_").replace("-", "_"): v
+                  for k, v in info.before.items() if k != "forget_count"}
         self.recorder.metrics(server_round, name, "unlearn", {
             "forget_count": float(info.forget_count), "retain_count": float(info.retain_count),
             "seconds": info.seconds, "images": float(info.images),

@@ -21,14 +21,15 @@ def test_setup_query_and_reply_round_trip() -> None:
     reply = P.SetupReply(site=2, train_size=100, pool_size=90, test_size=20, prevalence=0.25,
                          initial_ids=(0, 3), initial_counts=(5, 7))
     record = reply.to_record()
-    assert list(record) == ["site", "train-size", "pool-size", "test-size", "prevalence", "initial-ids", "initial-counts"]
+    assert list(record) == ["site", "train-size", "pool-size", "test-size", "prevalence", "initial-ids",
+                            "initial-counts"]
     assert P.SetupReply.from_record(record) == reply
     assert P.SetupReply.from_record(P.SetupReply(0, 1, 1, 1, 0.0).to_record()).initial_ids == ()
 
 
 def test_train_config_reads_withdrawals_and_requests() -> None:
     base = ConfigRecord({"server-round": 4, "lr": 0.1})
-    assert P.TrainConfig.from_record(base) == P.TrainConfig(4)
+    assert P.TrainConfig.from_record(base) == P.TrainConfig(4) and P.server_round_of(base) == 4
     withdraw = P.with_withdrawals(base, [1, 2])
     assert "withdraw-ids" not in base  # a copy: the shared config record is left alone
     assert P.TrainConfig.from_record(withdraw) == P.TrainConfig(4, withdraw_ids=(1, 2))
