@@ -110,14 +110,18 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
 
 
 def work_order(entries: Sequence[Entry], ratios: Sequence[float], seeds: Sequence[int]) -> list[tuple[float, int, str]]:
-    """Units to run as (ratio, seed, key), each once: ratio by ratio, tier by tier, seed by seed."""
+    """Units to run as (ratio, seed, key), each once: ratio by ratio, tier by tier, setting by setting, seed by seed.
+
+    Within a tier a setting is run for every seed before the next setting starts, so an
+    ablation stopped early holds complete paired comparisons rather than many partial ones.
+    """
     seen: set[tuple[float, int, str]] = set()
     out = []
     tiers = sorted({e.tier for e in entries})
     for ratio in ratios:
         for tier in tiers:
-            for seed in seeds:
-                for e in entries:
+            for e in entries:
+                for seed in seeds:
                     item = (ratio, seed, e.key)
                     if e.tier == tier and item not in seen:
                         seen.add(item)
