@@ -21,7 +21,7 @@ import pandas as pd
 from fedunlearn.reports.paired import (
     METRIC_WORDS, N_RESAMPLES, REFERENCE, PairedDifference, format_difference, paired_ci, verdict,
 )
-from fedunlearn.reports.tables import CONTROL, RETRAIN, figures_at, final_round, run_costs
+from fedunlearn.reports.tables import CONTROL, RETRAIN, figures_at, final_round, run_costs, variant_groups
 
 FINAL, ERASURE = "final", "erasure"
 #: Metrics of the paired summary: global test, then pooled forget sets; costs (``final`` only) after.
@@ -109,14 +109,6 @@ def _verdict(metric: str, method: str, diff: PairedDifference | None, reference:
     return verdict(metric, diff, "control" if reference == CONTROL else "retrain")
 
 
-def _groups(frame: pd.DataFrame, keys: Sequence[str]):
-    if not keys:
-        yield (), frame
-        return
-    for values, sub in frame.groupby(list(keys), sort=False, dropna=False):
-        yield (values if isinstance(values, tuple) else (values,)), sub
-
-
 def _method_order(methods: Sequence[str]) -> list[str]:
     """Control first, Retrain last, the others in first-seen order."""
     seen = list(dict.fromkeys(methods))
@@ -150,7 +142,7 @@ def paired_summary(figures: pd.DataFrame, keys: Sequence[str], *, n_resamples: i
         on the reference's own rows.
     """
     out = []
-    for values, group in _groups(figures, keys):
+    for values, group in variant_groups(figures, keys):
         methods = _method_order(group["method"].tolist())
         for (at, metric), cell in group.groupby(["at", "metric"], sort=False):
             arms = {m: _by_seed(cell[cell["method"] == m]) for m in methods}

@@ -190,7 +190,8 @@ def per_run(long: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _groups(runs: pd.DataFrame, keys: Sequence[str]):
+def variant_groups(runs: pd.DataFrame, keys: Sequence[str]):
+    """``(key values, rows)`` of each variant of ``runs`` (one group of all rows without keys), first seen first."""
     if not keys:
         yield (), runs
         return
@@ -205,7 +206,7 @@ def aggregate(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     (std NaN for a single run).
     """
     out = []
-    for values, sub in _groups(runs, keys):
+    for values, sub in variant_groups(runs, keys):
         row = dict(zip(keys, values))
         row["runs"] = len(sub)
         row["seeds"] = " ".join(str(s) for s in sorted(set(sub["seed"])))

@@ -5,14 +5,17 @@ and cached in ``OUT/originals/`` (a rerun reloads it); each forget ratio then
 draws its forget set, and every unit of :mod:`fedunlearn.study.plan` starts
 from that original. Every finished unit is one file in ``OUT/units/``, so an
 interrupted ablation resumes where it stopped. At the end (and after every
-unit) ``OUT/results.csv`` (long format), ``OUT/ablation.csv`` (paired effects
-with bootstrap CIs), ``OUT/methods.csv``, ``OUT/ablation.md`` and
-``OUT/ablation.png`` are rewritten from the unit files.
+unit, but for the figure) ``OUT/results.csv`` (long format),
+``OUT/ablation.csv`` (paired effects with bootstrap CIs), ``OUT/methods.csv``,
+``OUT/ablation.md`` and ``OUT/ablation.png`` are rewritten from the unit
+files; ``report_only`` rewrites them without running anything.
 """
 
 from __future__ import annotations
 
 import copy
+import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -84,8 +87,6 @@ class AblationConfig:
 
 
 def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
-    import json
-
     path = out / "ablation-config.json"
     want = json.loads(json.dumps({**cfg.fixed(), "data_md5": md5}, default=str))
     if path.is_file():
@@ -116,8 +117,6 @@ class _Originals:
                 self.progress(f"seed {seed}: training the original {self.cfg.model} ({self.cfg.train.epochs} epochs)")
                 model, stats = _train_original(self.data, self, seed, self.device)
                 state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                import io
-
                 buf = io.BytesIO()
                 torch.save({"state_dict": state, "seconds": stats.seconds}, buf)
                 atomic_write_bytes(path, buf.getvalue())

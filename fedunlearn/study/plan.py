@@ -23,6 +23,14 @@ from fedunlearn.unlearning import INGREDIENT_NAMES, INGREDIENTS, RELEVANT, effec
 #: Priority of each method's toggles: presets of every method run first, then RL's toggles
 #: (no mask: the plainest view of an ingredient), SalUn-CRA's, SalUn's.
 TOGGLE_ORDER: tuple[str, ...] = ("rl", "salun-cra", "salun", "ft", "ga")
+#: Within a method, toggles of the ingredients on which its two presets differ come first, in this order:
+#: the forget labels from the paper's form, the loss weighting from the code's form, then their mirrors,
+#: then the schedule, then the SalUn-only ingredients.
+TOGGLE_PRIORITY: tuple[tuple[str, str], ...] = (
+    ("paper", "forget_labels"), ("study-code", "loss_weighting"), ("paper", "loss_weighting"),
+    ("study-code", "forget_labels"), ("paper", "schedule"), ("study-code", "schedule"), ("paper", "cra_scope"),
+    ("study-code", "cra_scope"), ("paper", "mask_freeze"), ("study-code", "mask_freeze"),
+)
 
 
 @dataclass(frozen=True)
@@ -102,22 +110,35 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
             tier = 0 if not RELEVANT.get(method) else 1
             entries.append(Entry(method, s, unit_key(method, s), tier))
     order = [m for m in TOGGLE_ORDER if m in methods] + [m for m in methods if m not in TOGGLE_ORDER]
+
     for rank, method in enumerate(order):
-        for preset in presets:
-            for s in toggles(method, preset):
-                entries.append(Entry(method, s, unit_key(method, s), 2 + rank))
+        views = [dict(effective(method, ingredients_of(method, Setting(p)))) for p in presets]
+        differ = {k for v in views for k in v if len({w.get(k) for w in views}) > 1 and all(k in w for w in views)}
+
+        def priority(s: Setting) -> tuple[int, int]:
+            pair = (s.preset, str(s.ingredient))
+            rank_in = TOGGLE_PRIORITY.index(pair) if pair in TOGGLE_PRIORITY else len(TOGGLE_PRIORITY)
+            return (0 if s.ingredient in differ else 1, rank_in)
+
+        settings = [s for preset in presets for s in toggles(method, preset)]
+        for s in sorted(settings, key=priority):
+            entries.append(Entry(method, s, unit_key(method, s), 2 + rank))
     return entries
 
 
 def work_order(entries: Sequence[Entry], ratios: Sequence[float], seeds: Sequence[int]) -> list[tuple[float, int, str]]:
-    """Units to run as (ratio, seed, key), each once: ratio by ratio, tier by tier, seed by seed."""
+    """Units to run as (ratio, seed, key), each once: ratio by ratio, tier by tier, setting by setting, seed by seed.
+
+    Within a tier a setting is run for every seed before the next setting starts, so an
+    ablation stopped early holds complete paired comparisons rather than many partial ones.
+    """
     seen: set[tuple[float, int, str]] = set()
     out = []
     tiers = sorted({e.tier for e in entries})
     for ratio in ratios:
         for tier in tiers:
-            for seed in seeds:
-                for e in entries:
+            for e in entries:
+                for seed in seeds:
                     item = (ratio, seed, e.key)
                     if e.tier == tier and item not in seen:
                         seen.add(item)

@@ -53,6 +53,9 @@ def test_work_order_runs_each_unit_once_ratio_then_tier_then_seed() -> None:
     first = [tier[k] for r, _, k in order if r == 0.2]
     assert first == sorted(first)  # presets (and Retrain) of every seed before any toggle
     assert order[0][2].startswith("retrain")
+    # Within a tier, one setting for every seed before the next setting.
+    first_toggle = [(s, k) for r, s, k in order if r == 0.2 and tier[k] == 2]
+    assert [s for s, _ in first_toggle[:2]] == [0, 1] and first_toggle[0][1] == first_toggle[1][1]
 
 
 # ---------------------------------------------------------------- statistics
