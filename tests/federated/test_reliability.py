@@ -186,7 +186,7 @@ def test_ledger_tracks_every_request_to_verified(full: Run) -> None:
     for r in rows:
         assert r["requested_at"] <= r["applied_at"] <= r["verified_at"]
         assert {"ubac", "mia_efficacy"} <= set(json.loads(r["verification_metrics"]))
-    assert full.manifest["requests"] == {"pending": 0, "applied": 0, "verified": 2}
+    assert full.manifest["requests"] == {"pending": 0, "applied": 0, "verified": 2, "not-erased": 0}
 
 
 # ----------------------------------------------------------------------------- kill -9 and resume

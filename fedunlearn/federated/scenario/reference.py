@@ -29,7 +29,7 @@ one without running it with `fedunlearn validate FILE`; override any key with
 `--set key.path=value` (lists by index: `--set deletion.requests[0].fraction=0.3`).
 An invalid file gets one line: `FILE: key.path: bad value X; allowed: ...`.
 
-This file is generated from the schema (`fedunlearn/federated/scenario.py`):
+This file is generated from the schema (`fedunlearn/federated/scenario/`):
 after changing a field, regenerate it with
 
     .venv/bin/python -m fedunlearn.federated.scenario > configs/README.md
