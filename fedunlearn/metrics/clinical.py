@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = [
     "CLINICAL_METRICS",
@@ -378,10 +379,7 @@ def _labels_scores(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np
 
 
 def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Area under the ROC curve via the Mann-Whitney U statistic (midranks for ties).
-
-    AUC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg), where R_pos is the sum of
-    the (mid)ranks of the malignant samples' scores; a tie counts one half.
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``; a tie counts one half).
 
     Returns
     -------
@@ -390,30 +388,20 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
 
     References
     ----------
-    METHOD.md section 5; Mann & Whitney (1947); Hanley & McNeil, Radiology 143 (1982).
+    METHOD.md section 5; Hanley & McNeil, Radiology 143 (1982); scikit-learn's ``roc_auc_score``.
     """
     y, s = _labels_scores(labels, scores)
     n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == y.size:
         return math.nan
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    # Tie groups [start, end) in sorted order share the midrank (start + 1 + end) / 2.
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    midranks = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
-    ranks = np.empty(s.size, dtype=np.float64)
-    ranks[order] = midranks
-    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
 def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
-    """AUPRC as step-wise average precision, AP = sum_k (R_k - R_{k-1}) P_k.
+    """AUPRC as step-wise average precision, AP = sum_k (R_k - R_{k-1}) P_k (``average_precision_score``).
 
     The sum runs over the distinct score thresholds in decreasing order (tied scores
-    form one threshold), as ``sklearn.metrics.average_precision_score`` does.
+    form one threshold).
 
     Returns
     -------
@@ -428,14 +416,7 @@ def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
     y, s = _labels_scores(labels, scores)
     if int(y.sum()) == 0:
         return math.nan
-    order = np.argsort(-s, kind="mergesort")
-    sorted_s, sorted_y = s[order], y[order]
-    last_of_tie = np.r_[np.flatnonzero(sorted_s[1:] != sorted_s[:-1]), s.size - 1]
-    tps = np.cumsum(sorted_y, dtype=np.float64)[last_of_tie]
-    predicted_pos = last_of_tie + 1.0
-    precision = tps / predicted_pos
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(average_precision_score(y, s))
 
 
 def clinical_metrics(
