@@ -73,30 +73,29 @@ class SyntheticSpec:
         )
 
 
-def _render(looks_malignant: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Render ``len(looks_malignant)`` images, uint8 (B, size, size, 3).
+class _Draws:
+    """Per-image parameters of a chunk of ``b`` images, as (B, 1, 1) float32 arrays drawn from ``rng``."""
 
-    Per-image parameters are (B, 1, 1) arrays, folded into small broadcasts so
-    that only about fifty passes touch the (B, size, size) planes.
-    """
-    b = looks_malignant.shape[0]
-    m = looks_malignant.astype(np.float32)[:, None, None]  # (B, 1, 1)
+    def __init__(self, looks_malignant: np.ndarray, rng: np.random.Generator) -> None:
+        self.b = looks_malignant.shape[0]
+        self.m = looks_malignant.astype(np.float32)[:, None, None]  # (B, 1, 1)
+        self.rng = rng
 
-    def uniform(lo: float, hi: float) -> np.ndarray:
-        return rng.uniform(lo, hi, (b, 1, 1)).astype(np.float32)
+    def uniform(self, lo: float, hi: float) -> np.ndarray:
+        return self.rng.uniform(lo, hi, (self.b, 1, 1)).astype(np.float32)
 
-    def between(lo_benign: float, hi_benign: float, lo_mal: float, hi_mal: float) -> np.ndarray:
+    def between(self, lo_benign: float, hi_benign: float, lo_mal: float, hi_mal: float) -> np.ndarray:
         """Class-conditional uniform draw; the two ranges overlap."""
-        lo = lo_benign + (lo_mal - lo_benign) * m
-        hi = hi_benign + (hi_mal - hi_benign) * m
-        return lo + (hi - lo) * rng.random((b, 1, 1), dtype=np.float32)
+        lo = lo_benign + (lo_mal - lo_benign) * self.m
+        hi = hi_benign + (hi_mal - hi_benign) * self.m
+        return lo + (hi - lo) * self.rng.random((self.b, 1, 1), dtype=np.float32)
 
-    axis = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-    xx, yy = axis[None, None, :], axis[None, :, None]
 
+def _lesion_mask(draw: _Draws, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """The lesion's soft mask (B, H, W) in [0, 1]: an ellipse whose border is modulated by angular harmonics."""
     # Geometry: an ellipse at a random centre, radius, aspect and orientation (same ranges for both classes).
-    cx, cy = uniform(-0.3, 0.3), uniform(-0.3, 0.3)
-    radius, aspect, theta = uniform(0.30, 0.55), uniform(0.7, 1.0), uniform(0.0, np.pi)
+    cx, cy = draw.uniform(-0.3, 0.3), draw.uniform(-0.3, 0.3)
+    radius, aspect, theta = draw.uniform(0.30, 0.55), draw.uniform(0.7, 1.0), draw.uniform(0.0, np.pi)
     cos_r, sin_r = np.cos(theta) / radius, np.sin(theta) / radius
     dx, dy = xx - cx, yy - cy  # (B, 1, W), (B, H, 1)
     u = dx * cos_r + dy * sin_r
@@ -108,13 +107,13 @@ def _render(looks_malignant: np.ndarray, size: int, rng: np.random.Generator) ->
     rho = np.sqrt(u, out=u)
 
     # Border: radius modulated by angular harmonics; malignant borders are irregular.
-    irregular = between(0.0, 0.08, 0.12, 0.32)
+    irregular = draw.between(0.0, 0.08, 0.12, 0.32)
     border = np.ones_like(rho)
     for k in (3, 5):
         wave = phi * np.float32(k)
-        wave += uniform(0.0, 2 * np.pi)
+        wave += draw.uniform(0.0, 2 * np.pi)
         np.cos(wave, out=wave)
-        wave *= irregular * uniform(0.5, 1.0)
+        wave *= irregular * draw.uniform(0.5, 1.0)
         border += wave
     # mask = sigmoid((border - rho) / softness), as 0.5 + 0.5 tanh(...)
     border -= rho
@@ -122,26 +121,34 @@ def _render(looks_malignant: np.ndarray, size: int, rng: np.random.Generator) ->
     mask = np.tanh(border, out=border)
     mask *= 0.5
     mask += 0.5
+    return mask
 
-    # Texture inside the lesion: a high-frequency grating plus speckle, stronger when malignant.
-    strength = between(0.0, 0.08, 0.15, 0.45)
-    freq = uniform(10.0, 16.0) * np.float32(np.pi * (size / 28.0) ** 0.5)
-    alpha = uniform(0.0, np.pi)
-    texture = (xx * (freq * np.cos(alpha)) + uniform(0.0, 2 * np.pi)) + yy * (freq * np.sin(alpha))
+
+def _lesion_weight(draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """Texture inside the lesion: a high-frequency grating plus speckle, stronger when malignant, times ``mask``."""
+    strength = draw.between(0.0, 0.08, 0.15, 0.45)
+    freq = draw.uniform(10.0, 16.0) * np.float32(np.pi * (size / 28.0) ** 0.5)
+    alpha = draw.uniform(0.0, np.pi)
+    texture = (xx * (freq * np.cos(alpha)) + draw.uniform(0.0, 2 * np.pi)) + yy * (freq * np.sin(alpha))
     np.sin(texture, out=texture)
     texture *= 0.7 * strength
-    speckle = rng.random((b, size, size), dtype=np.float32)
+    speckle = draw.rng.random((draw.b, size, size), dtype=np.float32)
     speckle *= 1.7 * strength
     texture += speckle
     texture += 1.0 - 0.85 * strength  # (1 + texture), speckle centred
     texture *= mask  # lesion weight with texture
+    return texture
 
-    # Colour: benign light brown, malignant darker and shifted to blue-grey; skin with a soft shading.
-    shift = between(0.0, 0.5, 0.5, 1.0)[..., None]  # (B, 1, 1, 1)
+
+def _paint(draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """Colour: benign light brown, malignant darker and shifted to blue-grey; skin with a soft shading; noise."""
+    b, size = draw.b, mask.shape[-1]
+    rng = draw.rng
+    shift = draw.between(0.0, 0.5, 0.5, 1.0)[..., None]  # (B, 1, 1, 1)
     lesion = _BENIGN_COLOUR + (_MALIGNANT_COLOUR - _BENIGN_COLOUR) * shift
     lesion = (lesion + 0.04 * rng.standard_normal((b, 1, 1, 3), dtype=np.float32)) * np.float32(255.0)
     skin = (_SKIN + 0.05 * rng.standard_normal((b, 1, 1, 3), dtype=np.float32)) * np.float32(255.0)
-    background = xx * uniform(-0.08, 0.08) + (yy * uniform(-0.08, 0.08) + 1.0)  # shading
+    background = xx * draw.uniform(-0.08, 0.08) + (yy * draw.uniform(-0.08, 0.08) + 1.0)  # shading
     background *= 1.0 - mask
     noise = rng.random((b, size, size), dtype=np.float32)
     noise -= 0.5
@@ -157,6 +164,21 @@ def _render(looks_malignant: np.ndarray, size: int, rng: np.random.Generator) ->
         np.clip(channel, 0.0, 255.0, out=channel)
         out[..., c] = channel
     return out
+
+
+def _render(looks_malignant: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Render ``len(looks_malignant)`` images, uint8 (B, size, size, 3).
+
+    Per-image parameters are (B, 1, 1) arrays, folded into small broadcasts so
+    that only about fifty passes touch the (B, size, size) planes. The draws
+    from ``rng`` come in a fixed order: shape, texture, then colour.
+    """
+    draw = _Draws(looks_malignant, rng)
+    axis = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    xx, yy = axis[None, None, :], axis[None, :, None]
+    mask = _lesion_mask(draw, xx, yy)
+    texture = _lesion_weight(draw, xx, yy, mask, size)
+    return _paint(draw, xx, yy, mask, texture)
 
 
 def _make_split(n: int, spec: SyntheticSpec, stream: int) -> ImageSplit:
