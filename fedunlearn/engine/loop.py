@@ -22,6 +22,10 @@ from fedunlearn.engine.device import autocast
 from fedunlearn.engine.losses import Loss
 
 
+#: Epoch-level learning-rate schedules of :class:`TrainConfig`.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings; the defaults are the study's (METHOD.md section 2).
@@ -47,7 +51,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr_schedule not in ("cosine", "constant"):
+        if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.prox_mu < 0:
             raise ValueError(f"prox_mu must be >= 0, got {self.prox_mu}")

@@ -32,7 +32,7 @@ from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, unlearnin
 from fedunlearn.federated.scenario import ForgetRequest, Scenario
 from fedunlearn.federated.schedule import round_lr
 from fedunlearn.metrics import Confusion, RiskCosts
-from fedunlearn.unlearning import UnlearnResult, UnlearnTask, resolve_config, unlearn
+from fedunlearn.unlearning import UnlearnResult, UnlearnTask, unlearn
 
 
 @functools.lru_cache(maxsize=4)
@@ -143,9 +143,7 @@ def local_train_config(scenario: Scenario, prox_mu: float = 0.0, server_round: i
 
     ``server_round`` None: the peak rate (Federated Retrain's local reference settings)."""
     t = scenario.training
-    lr = t.lr if server_round is None else round_lr(t, server_round)
-    return TrainConfig(epochs=t.local_epochs, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                       batch_size=t.batch_size, augment=t.augment, lr_schedule="constant", prox_mu=prox_mu)
+    return t.train_config(lr=None if server_round is None else round_lr(t, server_round), prox_mu=prox_mu)
 
 
 def round_generator(scenario: Scenario, site: int, server_round: int, salt: int = 0) -> torch.Generator:
@@ -168,7 +166,7 @@ def local_unlearn(model: nn.Module, scenario: Scenario, site: int, forget: torch
     method = scenario.deletion.method
     task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
     return unlearn(method, model, task, device=device, seed=mix_seed(scenario.seed, site, server_round, 7),
-                   config=resolve_config(method, scenario.deletion.unlearn), fresh_model=fresh_model,
+                   config=scenario.deletion.unlearn.unlearn_config(method), fresh_model=fresh_model,
                    retrain_config=local_train_config(scenario), track_rows=True)
 
 

@@ -11,6 +11,8 @@ from fedunlearn.unlearning.ingredients import (
 )
 from fedunlearn.unlearning.methods import (
     METHOD_NAMES,
+    SETTING_NAMES,
+    TRAIN_SETTINGS,
     MethodSpec,
     UnlearnConfig,
     UnlearnResult,
@@ -29,6 +31,8 @@ __all__ = [
     "PRESETS",
     "PRESET_NAMES",
     "RELEVANT",
+    "SETTING_NAMES",
+    "TRAIN_SETTINGS",
     "UnlearnConfig",
     "UnlearnResult",
     "UnlearnTask",

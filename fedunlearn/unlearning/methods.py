@@ -28,19 +28,26 @@ from fedunlearn.unlearning.ingredients import INGREDIENT_NAMES, check_ingredient
 from fedunlearn.unlearning.saliency import mask_fraction, saliency_mask
 
 
+#: The engine settings an unlearning pass reads: :class:`TrainConfig`'s, less FedProx's ``prox_mu``.
+TRAIN_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "prox_mu")
+#: Every flat setting of an unlearning pass: what ``resolve_config`` overrides and ``deletion.unlearn`` sets.
+SETTING_NAMES: tuple[str, ...] = (*TRAIN_SETTINGS, "mask_ratio", *INGREDIENT_NAMES, "preset")
+
+#: SalUn's script defaults for the engine settings of an unlearning pass.
+UNLEARN_TRAIN = TrainConfig(epochs=10, lr=0.01, lr_schedule="constant")
+
+
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """Hyperparameters of one unlearning pass (SalUn's script defaults unless noted)."""
+    """Hyperparameters of one unlearning pass (SalUn's script defaults unless noted).
 
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    augment: bool = True
-    lr_schedule: str = "constant"
+    ``train`` holds the engine's settings (epochs, lr, momentum, ...), which
+    read as attributes of the config too (``cfg.epochs`` is ``cfg.train.epochs``);
+    the rest are SalUn's mask ratio and the method's ingredients.
+    """
+
+    train: TrainConfig = UNLEARN_TRAIN
     mask_ratio: float = 0.5
-    amp: bool = True
     # The ingredients of METHOD.md section 4b (fedunlearn.unlearning.ingredients); defaults: the paper's.
     schedule: str = "sequential"
     forget_labels: str = "random"
@@ -54,17 +61,34 @@ class UnlearnConfig:
             raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}")
         for name in INGREDIENT_NAMES:
             check_ingredient(name, getattr(self, name))
-        self.train_config()  # validates the shared fields
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TRAIN_SETTINGS:  # only reached for names that are not fields
+            return getattr(object.__getattribute__(self, "train"), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def of(cls, **settings: Any) -> UnlearnConfig:
+        """A config from flat settings (names of :data:`SETTING_NAMES`) over the unlearning defaults."""
+        return cls().replace(**settings)
+
+    def replace(self, **settings: Any) -> UnlearnConfig:
+        """A copy with flat settings changed: engine ones go to ``train``, the others to the config itself."""
+        engine = {k: settings.pop(k) for k in TRAIN_SETTINGS if k in settings}
+        cfg = dataclasses.replace(self, **settings)  # checks mask_ratio and the ingredients first, as before
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **engine)) if engine else cfg
+
+    def settings(self) -> dict[str, Any]:
+        """Every flat setting and its value, in the order of :data:`SETTING_NAMES`."""
+        return {name: getattr(self, name) for name in SETTING_NAMES}
 
     def ingredients(self) -> dict[str, str]:
         """The five ingredient values."""
         return {name: getattr(self, name) for name in INGREDIENT_NAMES}
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-            batch_size=self.batch_size, augment=self.augment, lr_schedule=self.lr_schedule, amp=self.amp,
-        )
+        """The engine's settings of the pass (the field ``train``)."""
+        return self.train
 
 
 @dataclass(frozen=True)
@@ -148,16 +172,16 @@ def _risk_aware(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -
     return _relabel(task, cfg, w, cfg.cra_scope)
 
 
-_RL_DEFAULTS = UnlearnConfig(epochs=10, lr=0.013)
+_RL_DEFAULTS = UnlearnConfig.of(epochs=10, lr=0.013)
 
 _REGISTRY: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
         MethodSpec("retrain", "train from scratch on the retain set (gold standard)", UnlearnConfig(), _retain_only,
                    from_scratch=True),
-        MethodSpec("ft", "fine-tune on the retain set", UnlearnConfig(epochs=10, lr=0.01), _retain_only),
+        MethodSpec("ft", "fine-tune on the retain set", UnlearnConfig.of(epochs=10, lr=0.01), _retain_only),
         # GA diverges at FT's learning rate; a smaller step and fewer epochs is our *choice*.
-        MethodSpec("ga", "gradient ascent on the forget set", UnlearnConfig(epochs=5, lr=1e-3), _gradient_ascent),
+        MethodSpec("ga", "gradient ascent on the forget set", UnlearnConfig.of(epochs=5, lr=1e-3), _gradient_ascent),
         MethodSpec("rl", "random labels on the forget set, then the retain set", _RL_DEFAULTS, _random_label),
         MethodSpec("salun", "RL restricted to the salient weights", _RL_DEFAULTS, _random_label, salient=True),
         MethodSpec("salun-cra", "SalUn with entropy maximisation on malignant forget samples", _RL_DEFAULTS,
@@ -183,13 +207,13 @@ def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> Unl
     """
     spec = get_method(name)
     overrides = dict(overrides or {})
-    valid = {f.name for f in dataclasses.fields(UnlearnConfig)}
+    valid = set(SETTING_NAMES)
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(f"unknown unlearning setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
     if overrides.get("preset") is not None:
         overrides = {**preset_values(overrides["preset"], name), **overrides}
-    return dataclasses.replace(spec.defaults, **overrides)
+    return spec.defaults.replace(**overrides)
 
 
 def unlearn(
@@ -229,9 +253,9 @@ def unlearn(
     if spec.salient:
         t0 = time.perf_counter()
         masks = saliency_mask(model, task.images, task.labels, task.forget, cfg.mask_ratio,
-                              device=device, batch_size=cfg.batch_size, amp=cfg.amp)
+                              device=device, batch_size=cfg.train.batch_size, amp=cfg.train.amp)
         mask, fraction = GradientMask(model, masks, restore=cfg.mask_freeze == "restore"), mask_fraction(masks)
         mask_seconds = time.perf_counter() - t0
-    stats = train(model, phases, cfg.train_config(), device=device, generator=generator, mask=mask,
+    stats = train(model, phases, cfg.train, device=device, generator=generator, mask=mask,
                   track_rows=track_rows, after_phase=after_phase)
     return UnlearnResult(name, model, stats, cfg, fraction, mask_seconds)

@@ -15,12 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from fedunlearn.data import DATASET_NAMES, FORGET_MODES, SIZES
+from fedunlearn.engine.loop import LR_SCHEDULES as EPOCH_LR_SCHEDULES
+from fedunlearn.engine.loop import TrainConfig
 from fedunlearn.federated.policy import POLICY_NAMES
 from fedunlearn.federated.scenario.errors import BadValue, allowed_extra, bad
 from fedunlearn.federated.schedule import LR_SCHEDULES
 from fedunlearn.metrics import MIA_VARIANTS
 from fedunlearn.metrics.operating import FIXED_THRESHOLD, OPERATING_POINT_HELP, operating_point_name
-from fedunlearn.unlearning import METHOD_NAMES, resolve_config
+from fedunlearn.unlearning import INGREDIENTS, METHOD_NAMES, PRESET_NAMES, UnlearnConfig, resolve_config
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian")
 PARTITIONS = ("iid", "dirichlet", "quantity", "explicit")
@@ -132,6 +134,16 @@ class TrainingSection(_Model):
                                   "(seeded draw)")
     min_sites: int = Field(1, ge=1, description="at least this many sites train each round (<= sites.count)")
 
+    def train_config(self, lr: float | None = None, prox_mu: float = 0.0) -> TrainConfig:
+        """The engine settings of one site's local training: ``local_epochs`` at rate ``lr`` (None: the peak ``lr``).
+
+        The round-level schedule is the caller's (:func:`fedunlearn.federated.schedule.round_lr`); within a
+        round the rate is constant.
+        """
+        return TrainConfig(epochs=self.local_epochs, lr=self.lr if lr is None else lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, batch_size=self.batch_size, augment=self.augment,
+                           lr_schedule="constant", prox_mu=prox_mu)
+
 
 class ForgetRequest(_Model):
     """One right-to-erasure request: in ``round`` hospital ``site`` asks to forget a share of its patients."""
@@ -197,23 +209,23 @@ class UnlearnSettings(_Model):
     weight_decay: float | None = Field(None, ge=0, description="SGD weight decay")
     batch_size: int | None = Field(None, ge=1, description="mini-batch size")
     augment: bool | None = Field(None, description="random flips and crops")
-    lr_schedule: Literal["constant", "cosine"] | None = Field(None, description="learning-rate schedule")
+    lr_schedule: Literal[EPOCH_LR_SCHEDULES] | None = Field(None, description="learning-rate schedule")  # type: ignore[valid-type]
     mask_ratio: float | None = Field(None, gt=0, le=1, description="share of weights SalUn's saliency mask keeps "
                                      "(`salun`, `salun-cra`)")
     amp: bool | None = Field(None, description="bf16 autocast on CUDA")
-    preset: Literal["paper", "study-code"] | None = Field(
+    preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
         None, description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
         "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)")
-    schedule: Literal["sequential", "mixed"] | None = Field(
+    schedule: Literal[INGREDIENTS["schedule"]] | None = Field(  # type: ignore[valid-type]
         None, description="`sequential`: each epoch a forget pass then a retain pass; `mixed`: one shuffled pass over "
         "both (`rl`, `salun`, `salun-cra`)")
-    forget_labels: Literal["random", "true"] | None = Field(
+    forget_labels: Literal[INGREDIENTS["forget_labels"]] | None = Field(  # type: ignore[valid-type]
         None, description="labels of the forget rows under cross-entropy: drawn at random, or their true labels")
-    loss_weighting: Literal["class", "none"] | None = Field(
+    loss_weighting: Literal[INGREDIENTS["loss_weighting"]] | None = Field(  # type: ignore[valid-type]
         None, description="class-balanced cross-entropy (counted on the retain set) or plain cross-entropy")
-    cra_scope: Literal["malignant", "all"] | None = Field(
+    cra_scope: Literal[INGREDIENTS["cra_scope"]] | None = Field(  # type: ignore[valid-type]
         None, description="forget rows that get SalUn-CRA's entropy term (`salun-cra`)")
-    mask_freeze: Literal["restore", "gradient"] | None = Field(
+    mask_freeze: Literal[INGREDIENTS["mask_freeze"]] | None = Field(  # type: ignore[valid-type]
         None, description="masked-out weights put back after every step, or only their gradients masked "
         "(`salun`, `salun-cra`)")
 
@@ -231,6 +243,10 @@ class UnlearnSettings(_Model):
 
     def __len__(self) -> int:
         return len(self.keys())
+
+    def unlearn_config(self, method: str) -> UnlearnConfig:
+        """The engine config of ``method`` with these overrides (:func:`fedunlearn.unlearning.resolve_config`)."""
+        return resolve_config(method, self)
 
 
 class DeletionSection(_Model):
@@ -261,7 +277,7 @@ class DeletionSection(_Model):
         if self.method == CONTROL:
             return self
         try:
-            resolve_config(self.method, self.unlearn)
+            self.unlearn.unlearn_config(self.method)
         except (TypeError, ValueError) as err:
             raise bad("unlearn", self.unlearn.model_dump(), f"settings accepted by method {self.method} ({err})") from None
         return self
