@@ -12,7 +12,7 @@ from .loading import (
     load_dataset,
     resolve_root,
 )
-from .partition import PARTITIONERS, get_partitioner, partition
+from .partition import PARTITION_NAMES, PARTITIONERS, get_partitioner, partition, register_partitioner
 from .specs import DATASET_NAMES, DATASETS, SIZES, DataError, DatasetSpec, get_dataset_spec
 from .synthetic import SyntheticSpec, make_synthetic
 
@@ -21,6 +21,7 @@ __all__ = [
     "DATASET_NAMES",
     "FORGET_MODES",
     "PARTITIONERS",
+    "PARTITION_NAMES",
     "SIZES",
     "BinaryDataset",
     "DataError",
@@ -38,6 +39,7 @@ __all__ = [
     "load_dataset",
     "make_synthetic",
     "partition",
+    "register_partitioner",
     "resolve_root",
     "select_forget",
 ]

@@ -16,36 +16,31 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["PARTITIONERS", "Partitioner", "get_partitioner", "partition"]
+from fedunlearn.registry import Registry
+
+__all__ = [
+    "PARTITIONERS", "PARTITIONER_REGISTRY", "PARTITION_NAMES", "Partitioner", "get_partitioner", "partition",
+    "register_partitioner",
+]
 
 Partitioner = Callable[..., list[np.ndarray]]
 """``fn(labels: np.ndarray, n_sites: int, rng: np.random.Generator, **params) -> list of index arrays``."""
 
-_REGISTRY: dict[str, Partitioner] = {}
-PARTITIONERS: Mapping[str, Partitioner] = MappingProxyType(_REGISTRY)
+PARTITIONER_REGISTRY: Registry[Partitioner] = Registry("partition scheme", choose="valid schemes")
+#: Decorator: ``@register_partitioner("name")`` over a :data:`Partitioner`.
+register_partitioner = PARTITIONER_REGISTRY.register
+PARTITIONERS: Mapping[str, Partitioner] = PARTITIONER_REGISTRY.entries
 """Partitioners by scheme name."""
-
-
-def _register(name: str) -> Callable[[Partitioner], Partitioner]:
-    def wrap(fn: Partitioner) -> Partitioner:
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
 
 
 def get_partitioner(name: str) -> Partitioner:
     """Return the partitioner registered as ``name``; ValueError listing the valid names otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown partition scheme {name!r}; valid schemes: {', '.join(_REGISTRY)}") from None
+    return PARTITIONER_REGISTRY.get(name)
 
 
 def _weights(values: Any, n_sites: int, param: str, *, allow_zero: bool = False) -> np.ndarray:
@@ -70,7 +65,7 @@ def _counts_from_shares(shares: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-@_register("iid")
+@register_partitioner("iid")
 def iid(labels: np.ndarray, n_sites: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffle and deal out near-equal shares; every sample is used."""
     if labels.shape[0] < n_sites:
@@ -78,7 +73,7 @@ def iid(labels: np.ndarray, n_sites: int, rng: np.random.Generator) -> list[np.n
     return list(np.array_split(rng.permutation(labels.shape[0]), n_sites))
 
 
-@_register("dirichlet")
+@register_partitioner("dirichlet")
 def dirichlet(
     labels: np.ndarray,
     n_sites: int,
@@ -125,7 +120,7 @@ def dirichlet(
     )
 
 
-@_register("quantity")
+@register_partitioner("quantity")
 def quantity(
     labels: np.ndarray,
     n_sites: int,
@@ -159,7 +154,7 @@ def quantity(
     return list(np.split(rng.permutation(labels.shape[0]), np.cumsum(counts)[:-1]))
 
 
-@_register("explicit")
+@register_partitioner("explicit")
 def explicit(
     labels: np.ndarray,
     n_sites: int,
@@ -202,6 +197,9 @@ def explicit(
             used[label] += count
         sites.append(np.concatenate(parts))
     return sites
+
+
+PARTITION_NAMES: tuple[str, ...] = PARTITIONER_REGISTRY.names
 
 
 def partition(

@@ -20,7 +20,7 @@ the policies differ in when the model is made to forget them and at what cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from flwr.app import ArrayRecord
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated.transport import to_arrays
 from fedunlearn.models import build_model
+from fedunlearn.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the scenario package imports this module for the policy names
     from fedunlearn.federated.scenario import Scenario, StochasticRequests
@@ -69,7 +70,15 @@ class PolicySpec:
         return not self.batched or server_round % batch_every == 0
 
 
-POLICIES: dict[str, PolicySpec] = {p.name: p for p in (
+POLICY_REGISTRY: Registry[PolicySpec] = Registry("deletion policy")
+
+
+def register_policy(spec: PolicySpec, *, force: bool = False) -> PolicySpec:
+    """Register ``spec`` under its name."""
+    return POLICY_REGISTRY.add(spec.name, spec, force=force)
+
+
+for _spec in (
     PolicySpec("immediate", "the site unlearns each request in the round it arrives", unlearns=True, resets=False,
                batched=False),
     PolicySpec("batched", "rows are withdrawn on arrival; sites unlearn everything pending every batch_every rounds",
@@ -77,16 +86,15 @@ POLICIES: dict[str, PolicySpec] = {p.name: p for p in (
     PolicySpec("retrain", "rows are withdrawn on arrival; every batch_every rounds with new requests the global model "
                "is reset to a fresh initialisation and federated training restarts on retain data",
                unlearns=False, resets=True, batched=True),
-)}
-POLICY_NAMES: tuple[str, ...] = tuple(POLICIES)
+):
+    register_policy(_spec)
+POLICIES: Mapping[str, PolicySpec] = POLICY_REGISTRY.entries
+POLICY_NAMES: tuple[str, ...] = POLICY_REGISTRY.names
 
 
 def get_policy(name: str) -> PolicySpec:
     """The policy registered as ``name``; the error lists the valid names."""
-    try:
-        return POLICIES[name]
-    except KeyError:
-        raise ValueError(f"unknown deletion policy {name!r}; choose one of: {', '.join(POLICY_NAMES)}") from None
+    return POLICY_REGISTRY.get(name)
 
 
 def _rng(*parts: int) -> np.random.Generator:

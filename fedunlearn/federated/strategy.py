@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedYogi
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords, aggregate_metricrecords
 
 from fedunlearn.errors import FedunlearnError
@@ -46,9 +45,9 @@ from fedunlearn.federated.protocol import (
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.federated.site import mix_seed
+from fedunlearn.federated.strategies import get_strategy
 from fedunlearn.metrics import Confusion, RiskCosts, clinical_metrics, pool
 
-_BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam, "fedyogi": FedYogi, "fedmedian": FedMedian}
 
 
 @dataclass
@@ -379,16 +378,11 @@ def _reweighted(content: RecordDict, weight: float) -> RecordDict:
 def make_strategy(scenario: Scenario, plan: FederationPlan, recorder: RunRecorder):
     """The scenario's strategy class, made deletion-aware, bound to ``plan`` and ``recorder``."""
     t = scenario.training
-    base = _BASES[t.strategy]
-    cls = type(f"DeletionAware{base.__name__}", (DeletionAware, base), {})
+    spec = get_strategy(t.strategy)
+    cls = type(f"DeletionAware{spec.base.__name__}", (DeletionAware, spec.base), {})
     n = scenario.sites.count
     kwargs = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=n)
-    if t.strategy == "fedprox":
-        kwargs["proximal_mu"] = t.proximal_mu
-    if t.strategy in ("fedadam", "fedyogi"):
-        kwargs["eta"] = t.server_lr
-        kwargs["eta_l"] = t.lr
-    strategy = cls(**kwargs)
+    strategy = cls(**kwargs, **spec.options(t))
     strategy.bind(plan, recorder)
     return strategy
 

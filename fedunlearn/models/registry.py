@@ -1,4 +1,4 @@
-"""Name -> model factory, with an error that lists the valid names."""
+"""Name -> model factory (:class:`fedunlearn.registry.Registry`), with an error that lists the valid names."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import torch
 from torch import nn
 
 from fedunlearn.models.resnet import resnet18
+from fedunlearn.registry import Registry
 from fedunlearn.models.small_cnn import SmallCNN, small_cnn_gn
 
 ModelFactory = Callable[..., nn.Module]
 
-_REGISTRY: dict[str, ModelFactory] = {
-    "resnet18": resnet18,
-    "small-cnn": SmallCNN,
-    "small-cnn-gn": small_cnn_gn,
-}
-MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+MODEL_REGISTRY: Registry[ModelFactory] = Registry("model")
+#: Decorator: ``@register_model("name")`` over a factory ``(num_classes=, in_channels=) -> nn.Module``.
+register_model = MODEL_REGISTRY.register
+
+MODEL_REGISTRY.add("resnet18", resnet18)
+MODEL_REGISTRY.add("small-cnn", SmallCNN)
+MODEL_REGISTRY.add("small-cnn-gn", small_cnn_gn)
+MODEL_NAMES: tuple[str, ...] = MODEL_REGISTRY.names
 
 
 def get_model_factory(name: str) -> ModelFactory:
@@ -28,10 +31,7 @@ def get_model_factory(name: str) -> ModelFactory:
     ValueError
         If ``name`` is unknown; the message lists the valid names.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
+    return MODEL_REGISTRY.get(name)
 
 
 def build_model(name: str, *, num_classes: int = 2, in_channels: int = 3, seed: int | None = None) -> nn.Module:

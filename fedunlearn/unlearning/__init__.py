@@ -11,6 +11,7 @@ from fedunlearn.unlearning.ingredients import (
 )
 from fedunlearn.unlearning.methods import (
     METHOD_NAMES,
+    METHOD_REGISTRY,
     SETTING_NAMES,
     TRAIN_SETTINGS,
     MethodSpec,
@@ -18,6 +19,7 @@ from fedunlearn.unlearning.methods import (
     UnlearnResult,
     UnlearnTask,
     get_method,
+    register_method,
     resolve_config,
     unlearn,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "INGREDIENTS",
     "INGREDIENT_NAMES",
     "METHOD_NAMES",
+    "METHOD_REGISTRY",
     "MethodSpec",
     "PRESETS",
     "PRESET_NAMES",
@@ -40,6 +43,7 @@ __all__ = [
     "get_method",
     "mask_fraction",
     "preset_values",
+    "register_method",
     "resolve_config",
     "saliency_mask",
     "unlearn",

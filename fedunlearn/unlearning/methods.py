@@ -24,6 +24,7 @@ from torch import nn
 
 from fedunlearn.engine.losses import ForgetLoss, GradientAscent, WeightedCE, class_weights
 from fedunlearn.engine.loop import GradientMask, Phase, TrainConfig, TrainStats, train
+from fedunlearn.registry import Registry
 from fedunlearn.unlearning.ingredients import INGREDIENT_NAMES, check_ingredient, preset_values
 from fedunlearn.unlearning.saliency import mask_fraction, saliency_mask
 
@@ -174,29 +175,32 @@ def _risk_aware(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None) -
 
 _RL_DEFAULTS = UnlearnConfig.of(epochs=10, lr=0.013)
 
-_REGISTRY: dict[str, MethodSpec] = {
-    spec.name: spec
-    for spec in (
-        MethodSpec("retrain", "train from scratch on the retain set (gold standard)", UnlearnConfig(), _retain_only,
-                   from_scratch=True),
-        MethodSpec("ft", "fine-tune on the retain set", UnlearnConfig.of(epochs=10, lr=0.01), _retain_only),
-        # GA diverges at FT's learning rate; a smaller step and fewer epochs is our *choice*.
-        MethodSpec("ga", "gradient ascent on the forget set", UnlearnConfig.of(epochs=5, lr=1e-3), _gradient_ascent),
-        MethodSpec("rl", "random labels on the forget set, then the retain set", _RL_DEFAULTS, _random_label),
-        MethodSpec("salun", "RL restricted to the salient weights", _RL_DEFAULTS, _random_label, salient=True),
-        MethodSpec("salun-cra", "SalUn with entropy maximisation on malignant forget samples", _RL_DEFAULTS,
-                   _risk_aware, salient=True),
-    )
-}
-METHOD_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+METHOD_REGISTRY: Registry[MethodSpec] = Registry("unlearning method")
+
+
+def register_method(spec: MethodSpec, *, force: bool = False) -> MethodSpec:
+    """Register ``spec`` under its name (another package can add a method this way)."""
+    return METHOD_REGISTRY.add(spec.name, spec, force=force)
+
+
+for _spec in (
+    MethodSpec("retrain", "train from scratch on the retain set (gold standard)", UnlearnConfig(), _retain_only,
+               from_scratch=True),
+    MethodSpec("ft", "fine-tune on the retain set", UnlearnConfig.of(epochs=10, lr=0.01), _retain_only),
+    # GA diverges at FT's learning rate; a smaller step and fewer epochs is our *choice*.
+    MethodSpec("ga", "gradient ascent on the forget set", UnlearnConfig.of(epochs=5, lr=1e-3), _gradient_ascent),
+    MethodSpec("rl", "random labels on the forget set, then the retain set", _RL_DEFAULTS, _random_label),
+    MethodSpec("salun", "RL restricted to the salient weights", _RL_DEFAULTS, _random_label, salient=True),
+    MethodSpec("salun-cra", "SalUn with entropy maximisation on malignant forget samples", _RL_DEFAULTS,
+               _risk_aware, salient=True),
+):
+    register_method(_spec)
+METHOD_NAMES: tuple[str, ...] = METHOD_REGISTRY.names
 
 
 def get_method(name: str) -> MethodSpec:
     """The method registered as ``name``; the error lists the valid names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown unlearning method {name!r}; choose one of: {', '.join(METHOD_NAMES)}") from None
+    return METHOD_REGISTRY.get(name)
 
 
 def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> UnlearnConfig:

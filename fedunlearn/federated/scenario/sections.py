@@ -14,18 +14,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from fedunlearn.data import DATASET_NAMES, FORGET_MODES, SIZES
+from fedunlearn.data import DATASET_NAMES, FORGET_MODES, PARTITION_NAMES, SIZES
 from fedunlearn.engine.loop import LR_SCHEDULES as EPOCH_LR_SCHEDULES
 from fedunlearn.engine.loop import TrainConfig
 from fedunlearn.federated.policy import POLICY_NAMES
 from fedunlearn.federated.scenario.errors import BadValue, allowed_extra, bad
 from fedunlearn.federated.schedule import LR_SCHEDULES
+from fedunlearn.federated.strategies import STRATEGY_NAMES
 from fedunlearn.metrics import MIA_VARIANTS
 from fedunlearn.metrics.operating import FIXED_THRESHOLD, OPERATING_POINT_HELP, operating_point_name
 from fedunlearn.unlearning import INGREDIENTS, METHOD_NAMES, PRESET_NAMES, UnlearnConfig, resolve_config
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian")
-PARTITIONS = ("iid", "dirichlet", "quantity", "explicit")
+STRATEGIES = STRATEGY_NAMES  # the registries' names (federated.strategies, data.partition)
+PARTITIONS = PARTITION_NAMES
 CRASH_PHASES = ("round", "train", "unlearn", "evaluate")
 CONTROL = "none"  # deletion.method of the counterfactual control arm: requests recorded, nothing erased
 DELETION_METHODS: tuple[str, ...] = (*METHOD_NAMES, CONTROL)
