@@ -100,8 +100,8 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
     """Every (method, setting) the ablation reports, with its unit and tier.
 
     Tier 0: the reference (Retrain, which no ingredient changes); tier 1: every
-    method under every preset; tiers 2+: the toggles, method by method in
-    :data:`TOGGLE_ORDER`.
+    method under every preset; tiers 2+: the toggles, round robin across the
+    methods (in :data:`TOGGLE_ORDER`), each method's in :data:`TOGGLE_PRIORITY`.
     """
     entries: list[Entry] = []
     for method in methods:
@@ -121,8 +121,9 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
             return (0 if s.ingredient in differ else 1, rank_in)
 
         settings = [s for preset in presets for s in toggles(method, preset)]
-        for s in sorted(settings, key=priority):
-            entries.append(Entry(method, s, unit_key(method, s), 2 + rank))
+        for position, s in enumerate(sorted(settings, key=priority)):
+            # Round robin across methods: every method's first toggle, then every method's second, ...
+            entries.append(Entry(method, s, unit_key(method, s), 2 + position * len(order) + rank))
     return entries
 
 
