@@ -124,7 +124,8 @@ class TrainingSection(_Model):
         "after a linear warm-up of `warmup_rounds` rounds")
     warmup_rounds: int = Field(0, ge=0, description="rounds of linear warm-up before `cosine` or `step` "
                                "(lr * r / (warmup_rounds + 1) in round r)")
-    lr_min_factor: float = Field(0.0, ge=0, le=1, description="`cosine`: the floor the rate anneals towards, as a share of `lr`")
+    lr_min_factor: float = Field(0.0, ge=0, le=1,
+                                 description="`cosine`: the floor the rate anneals towards, as a share of `lr`")
     step_every: int = Field(1, ge=1, description="`step`: rounds between two decays")
     step_gamma: float = Field(0.5, gt=0, le=1, description="`step`: factor of each decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="local SGD momentum")
