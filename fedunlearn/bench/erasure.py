@@ -52,7 +52,7 @@ def erasure_scenario(method: str, data: dict[str, Any], s: ErasureSettings) -> d
         "training": {"rounds": s.rounds, "local_epochs": s.local_epochs, "batch_size": s.batch_size, "lr": 0.05},
         "deletion": {"method": method, "unlearn": {"epochs": s.unlearn_epochs, "batch_size": s.batch_size},
                      "requests": [{"round": s.rounds, "site": 0, "fraction": FORGET_FRACTION, "mode": "random"}]},
-        "evaluation": {"server_val": False},
+        "evaluation": {"server_val": False, "operating_points": [0.5]},
     }
 
 

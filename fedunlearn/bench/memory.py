@@ -70,7 +70,7 @@ def memory_scenario(data: dict[str, Any], n_train: int, tag: str) -> dict[str, A
         "data": data,
         "sites": {"count": 2, "partition": "explicit", "sizes": [share, share], "prevalence": [0.2, 0.2]},
         "training": {"rounds": 2, "local_epochs": 1, "batch_size": 64, "lr": 0.05},
-        "evaluation": {"server_val": False},
+        "evaluation": {"server_val": False, "operating_points": [0.5]},
     }
 
 

@@ -40,7 +40,7 @@ def overhead_scenario(sites: int, rounds: int, shard: int) -> dict[str, Any]:
         "data": {"dataset": "synthetic", "synthetic": {"n_train": shard * sites, "n_val": 8 * sites, "n_test": 64}},
         "sites": {"count": sites, "partition": "iid"},
         "training": {"rounds": rounds, "local_epochs": 1, "batch_size": 32, "lr": 0.05},
-        "evaluation": {"server_val": False},
+        "evaluation": {"server_val": False, "operating_points": [0.5]},
     }
 
 
