@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   - creates .venv if missing, installs, fetches DermaMNIST (28 px), runs the quickstart
-#   make test   - creates .venv if missing, installs, runs the test suite
+#   make test   - creates .venv if missing, installs, runs ruff (lint + format check) and the test suite
 # torch is installed first and pinned while the rest installs (TORCH=... picks another build,
 # e.g. make test TORCH=torch==2.14.1 for a CUDA machine).
 
@@ -11,7 +11,7 @@ DATA_ROOT ?= $(HOME)/.medmnist
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fedunlearn-installed
 
-.PHONY: install test demo clean
+.PHONY: install lint test demo clean
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

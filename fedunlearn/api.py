@@ -85,7 +85,9 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     return _load(path, list(overrides))
 
 
-def run(scenario: Scenario, out: str | Path, *, quiet: bool = True, resume: bool = False) -> RunResult:
+def run(
+    scenario: Scenario, out: str | Path, *, quiet: bool = True, resume: bool = False
+) -> RunResult:
     """Run ``scenario`` on Flower's simulation engine (Ray) into the new folder ``out``.
 
     With ``resume``, ``out`` is an unfinished run of ``scenario`` and it continues
@@ -96,8 +98,17 @@ def run(scenario: Scenario, out: str | Path, *, quiet: bool = True, resume: bool
     return RunResult(run_scenario(scenario, Path(out), quiet=quiet, resume=resume))
 
 
-def sweep(scenario_path: str | Path, grid: Sequence[str], out: str | Path, *, overrides: Sequence[str] = (),
-          jobs: int = 1, control: bool = True, retrain: bool = True, quiet: bool = True) -> SweepOutcome:
+def sweep(
+    scenario_path: str | Path,
+    grid: Sequence[str],
+    out: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    jobs: int = 1,
+    control: bool = True,
+    retrain: bool = True,
+    quiet: bool = True,
+) -> SweepOutcome:
     """The product of ``grid`` items (``key=v1,v2``), resumable, with paired statistics in ``out/summary.csv``.
 
     The control arm (``deletion.method=none``) and Federated Retrain are added to
@@ -106,7 +117,9 @@ def sweep(scenario_path: str | Path, grid: Sequence[str], out: str | Path, *, ov
     from fedunlearn.progress import Progress
     from fedunlearn.sweeps import plan_sweep, run_sweep
 
-    plan = plan_sweep(scenario_path, list(grid), out, list(overrides), control=control, retrain=retrain)
+    plan = plan_sweep(
+        scenario_path, list(grid), out, list(overrides), control=control, retrain=retrain
+    )
     return run_sweep(plan, jobs=jobs, progress=Progress(quiet=quiet))
 
 

@@ -6,15 +6,18 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from fedunlearn.errors import FedunlearnError
 
 
 def _add_data_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default=None,
-                   help="MedMNIST root holding the .npz files (default: $FEDUNLEARN_DATA_ROOT, else ~/.medmnist)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="MedMNIST root holding the .npz files (default: $FEDUNLEARN_DATA_ROOT, else ~/.medmnist)",
+    )
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -24,16 +27,28 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     path = resolve_root(args.data_root) / spec.filename(args.size)
     if args.if_present_ok and path.is_file():
         official = file_md5(path) == spec.md5(args.size)
-        print(f"{path} (present; {'official' if official else 'NOT the official file: results will say so'})")
+        print(
+            f"{path} (present; {'official' if official else 'NOT the official file: results will say so'})"
+        )
         return 0
     print(fetch(args.dataset, args.size, args.data_root))
     return 0
 
 
 def _scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
-    p.add_argument("scenario", nargs="?" if optional else None, help="scenario YAML file, e.g. configs/quickstart.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a scenario key, e.g. --set training.rounds=5 (repeatable)")
+    p.add_argument(
+        "scenario",
+        nargs="?" if optional else None,
+        help="scenario YAML file, e.g. configs/quickstart.yaml",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set training.rounds=5 (repeatable)",
+    )
     p.add_argument("--data-root", default=None, help="overrides data.root of the scenario")
 
 
@@ -48,8 +63,10 @@ def _load(args: argparse.Namespace):
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = _load(args)
-    print(f"{args.scenario}: valid ({scenario.sites.count} sites, {scenario.training.rounds} rounds, "
-          f"{len(scenario.effective_requests)} deletion request(s), method {scenario.deletion.method})")
+    print(
+        f"{args.scenario}: valid ({scenario.sites.count} sites, {scenario.training.rounds} rounds, "
+        f"{len(scenario.effective_requests)} deletion request(s), method {scenario.deletion.method})"
+    )
     return 0
 
 
@@ -60,31 +77,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.scenario or args.overrides or args.out:
-            raise FedunlearnError("--resume RUN_DIR continues a run with the scenario saved in RUN_DIR/scenario.yaml; "
-                                  "drop the scenario file, --set and --out")
+            raise FedunlearnError(
+                "--resume RUN_DIR continues a run with the scenario saved in RUN_DIR/scenario.yaml; "
+                "drop the scenario file, --set and --out"
+            )
         run_dir = Path(args.resume)
         if not (run_dir / "scenario.yaml").is_file():
-            raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml); pass the folder a "
-                                  "`fedunlearn run` wrote")
+            raise FedunlearnError(
+                f"{run_dir} is not a run directory (no scenario.yaml); pass the folder a "
+                "`fedunlearn run` wrote"
+            )
         args.scenario = str(run_dir / "scenario.yaml")
-        run_dir = run_scenario(_load(args), run_dir, quiet=args.quiet, verbose=args.verbose, resume=True)
+        run_dir = run_scenario(
+            _load(args), run_dir, quiet=args.quiet, verbose=args.verbose, resume=True
+        )
         print(run_dir)
         return 0
     if not args.scenario:
-        raise FedunlearnError("give a scenario file (e.g. configs/quickstart.yaml), or --resume RUN_DIR")
+        raise FedunlearnError(
+            "give a scenario file (e.g. configs/quickstart.yaml), or --resume RUN_DIR"
+        )
     scenario = _load(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     run_dir = run_scenario(scenario, out, quiet=args.quiet, verbose=args.verbose)
     print(run_dir)
     return 0
 
 
-_INGREDIENT_ARGS = ("preset", "schedule", "forget_labels", "loss_weighting", "cra_scope", "mask_freeze")
+_INGREDIENT_ARGS = (
+    "preset",
+    "schedule",
+    "forget_labels",
+    "loss_weighting",
+    "cra_scope",
+    "mask_freeze",
+)
 
 
 def _unlearn_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     """Per-method unlearning overrides from --unlearn-epochs, --preset and the ingredient options."""
-    shared: dict[str, object] = {k: getattr(args, k) for k in _INGREDIENT_ARGS if getattr(args, k) is not None}
+    shared: dict[str, object] = {
+        k: getattr(args, k) for k in _INGREDIENT_ARGS if getattr(args, k) is not None
+    }
     if args.unlearn_epochs:
         shared["epochs"] = args.unlearn_epochs
     return {m: dict(shared) for m in args.methods if m != "retrain"} if shared else {}
@@ -93,12 +131,21 @@ def _unlearn_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]
 def _add_ingredients(p: argparse.ArgumentParser) -> None:
     from fedunlearn.unlearning import INGREDIENTS, PRESET_NAMES
 
-    p.add_argument("--preset", default=None, choices=PRESET_NAMES,
-                   help="ingredients as the paper describes the methods (paper, the default) or as the study's public "
-                   "code behaves on MedMNIST (study-code); the options below win over it (METHOD.md section 4b)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESET_NAMES,
+        help="ingredients as the paper describes the methods (paper, the default) or as the study's public "
+        "code behaves on MedMNIST (study-code); the options below win over it (METHOD.md section 4b)",
+    )
     for name, values in INGREDIENTS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, choices=values,
-                       help=f"{name} of every method that reads it (default: the preset's, else {values[0]})")
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            choices=values,
+            help=f"{name} of every method that reads it (default: the preset's, else {values[0]})",
+        )
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
@@ -108,17 +155,30 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
     from fedunlearn.study.ablation import AblationConfig, run_ablation
 
     cfg = AblationConfig(
-        dataset=args.dataset, size=args.size, model=args.model, seeds=tuple(args.seeds), ratios=tuple(args.ratios),
-        methods=tuple(dict.fromkeys(args.methods)), presets=tuple(dict.fromkeys(args.presets)),
-        forget_mode=args.forget_mode, data_root=args.data_root, device=args.device, mia_variant=args.mia,
+        dataset=args.dataset,
+        size=args.size,
+        model=args.model,
+        seeds=tuple(args.seeds),
+        ratios=tuple(args.ratios),
+        methods=tuple(dict.fromkeys(args.methods)),
+        presets=tuple(dict.fromkeys(args.presets)),
+        forget_mode=args.forget_mode,
+        data_root=args.data_root,
+        device=args.device,
+        mia_variant=args.mia,
         train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
-        unlearn_epochs=args.unlearn_epochs, costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn), trace=args.trace,
+        unlearn_epochs=args.unlearn_epochs,
+        costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn),
+        trace=args.trace,
     )
     try:
         run_ablation(cfg, Path(args.out), Progress(quiet=args.quiet), report_only=args.report_only)
     except KeyboardInterrupt:
-        print(f"fedunlearn: interrupted; finished units are kept in {Path(args.out) / 'units'}: "
-              "rerun the same command to resume", file=sys.stderr)
+        print(
+            f"fedunlearn: interrupted; finished units are kept in {Path(args.out) / 'units'}: "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     print((Path(args.out) / "ablation.md").read_text())
     print(Path(args.out) / "ablation.csv")
@@ -132,9 +192,16 @@ def _cmd_centralized(args: argparse.Namespace) -> int:
     from fedunlearn.study import StudyConfig, run_study
 
     cfg = StudyConfig(
-        dataset=args.dataset, size=args.size, model=args.model, forget_ratio=args.forget_ratio,
-        forget_mode=args.forget_mode, seeds=tuple(args.seeds), methods=tuple(args.methods),
-        data_root=args.data_root, device=args.device, mia_variant=args.mia,
+        dataset=args.dataset,
+        size=args.size,
+        model=args.model,
+        forget_ratio=args.forget_ratio,
+        forget_mode=args.forget_mode,
+        seeds=tuple(args.seeds),
+        methods=tuple(args.methods),
+        data_root=args.data_root,
+        device=args.device,
+        mia_variant=args.mia,
         train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
         unlearn_overrides=_unlearn_overrides(args),
         costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn),
@@ -149,19 +216,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from fedunlearn.sweeps import plan_sweep, run_sweep
 
     overrides = list(args.overrides) + ([f"data.root={args.data_root}"] if args.data_root else [])
-    plan = plan_sweep(args.scenario, args.grid, args.out, overrides, control=args.control, retrain=args.retrain)
+    plan = plan_sweep(
+        args.scenario, args.grid, args.out, overrides, control=args.control, retrain=args.retrain
+    )
     try:
-        outcome = run_sweep(plan, jobs=args.jobs, progress=Progress(quiet=args.quiet), timeout_s=args.run_timeout)
+        outcome = run_sweep(
+            plan, jobs=args.jobs, progress=Progress(quiet=args.quiet), timeout_s=args.run_timeout
+        )
     except KeyboardInterrupt:
-        print(f"fedunlearn: interrupted; finished runs are kept in {plan.out / 'runs'}: "
-              "rerun the same command to resume", file=sys.stderr)
+        print(
+            f"fedunlearn: interrupted; finished runs are kept in {plan.out / 'runs'}: "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     if outcome.summary is not None:
         print((plan.out / "summary.md").read_text())
     if outcome.failed:
         failed = "; ".join(f"{slug} ({why})" for slug, why in outcome.failed.items())
-        raise FedunlearnError(f"{len(outcome.failed)} of {len(plan.points)} grid point(s) failed: {failed}; "
-                              f"logs in {plan.out / 'logs'}; rerun the same command to retry only those")
+        raise FedunlearnError(
+            f"{len(outcome.failed)} of {len(plan.points)} grid point(s) failed: {failed}; "
+            f"logs in {plan.out / 'logs'}; rerun the same command to retry only those"
+        )
     return 0
 
 
@@ -203,16 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fedunlearn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="manage MedMNIST files").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="manage MedMNIST files").add_subparsers(
+        dest="data_command", required=True
+    )
     fetch = data.add_parser("fetch", help="download an official .npz and check its MD5")
-    fetch.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "synthetic"])
+    fetch.add_argument(
+        "--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "synthetic"]
+    )
     fetch.add_argument("--size", type=int, default=28, choices=SIZES)
-    fetch.add_argument("--if-present-ok", action="store_true",
-                       help="do nothing when a file is already there (its MD5 is still reported)")
+    fetch.add_argument(
+        "--if-present-ok",
+        action="store_true",
+        help="do nothing when a file is already there (its MD5 is still reported)",
+    )
     _add_data_root(fetch)
     fetch.set_defaults(func=_cmd_fetch)
 
-    cen = sub.add_parser("centralized", help="single-site study: original model, every method, one forget set")
+    cen = sub.add_parser(
+        "centralized", help="single-site study: original model, every method, one forget set"
+    )
     cen.add_argument("--dataset", default="dermamnist", choices=DATASET_NAMES)
     cen.add_argument("--size", type=int, default=28, choices=SIZES)
     cen.add_argument("--model", default="small-cnn", choices=MODEL_NAMES)
@@ -220,12 +305,20 @@ def build_parser() -> argparse.ArgumentParser:
     cen.add_argument("--forget-mode", default="random", choices=FORGET_MODES)
     cen.add_argument("--seeds", type=int, nargs="+", default=[0])
     cen.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), choices=METHOD_NAMES)
-    cen.add_argument("--epochs", type=int, default=15, help="epochs of the original model and of Retrain")
-    cen.add_argument("--unlearn-epochs", type=int, default=None, help="override every method's epochs")
+    cen.add_argument(
+        "--epochs", type=int, default=15, help="epochs of the original model and of Retrain"
+    )
+    cen.add_argument(
+        "--unlearn-epochs", type=int, default=None, help="override every method's epochs"
+    )
     cen.add_argument("--lr", type=float, default=0.1)
     cen.add_argument("--batch-size", type=int, default=256)
-    cen.add_argument("--c-fp", type=float, default=1.0, help="Global Risk II cost of a false positive")
-    cen.add_argument("--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative")
+    cen.add_argument(
+        "--c-fp", type=float, default=1.0, help="Global Risk II cost of a false positive"
+    )
+    cen.add_argument(
+        "--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative"
+    )
     cen.add_argument("--mia", default="confidence", choices=MIA_VARIANTS)
     cen.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     cen.add_argument("--out", required=True)
@@ -235,102 +328,192 @@ def build_parser() -> argparse.ArgumentParser:
     cen.set_defaults(func=_cmd_centralized)
 
     abl = sub.add_parser(
-        "ablation", help="what each ingredient of the study's code does to clinical risk (resumable)",
+        "ablation",
+        help="what each ingredient of the study's code does to clinical risk (resumable)",
         description="Train the original model once per seed (cached in OUT/originals/), then run each method under "
         "the presets paper and study-code and under each preset with one ingredient toggled (schedule, "
         "forget_labels, loss_weighting, cra_scope, mask_freeze), for every seed and forget ratio. Writes "
         "OUT/ablation.csv (paired effect of each ingredient on test FNR, Risk II, BAC, UBAC and MIA efficacy: mean "
         "and 95 %% bootstrap CI over seeds), OUT/methods.csv, OUT/ablation.md and OUT/ablation.png. Rerunning the "
-        "same command resumes: finished (seed, ratio, setting, method) units are kept.")
+        "same command resumes: finished (seed, ratio, setting, method) units are kept.",
+    )
     abl.add_argument("--dataset", default="dermamnist", choices=DATASET_NAMES)
     abl.add_argument("--size", type=int, default=28, choices=SIZES)
     abl.add_argument("--model", default="small-cnn", choices=MODEL_NAMES)
     abl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    abl.add_argument("--ratios", type=float, nargs="+", default=[0.2, 0.5], help="forget ratios (run in this order)")
+    abl.add_argument(
+        "--ratios",
+        type=float,
+        nargs="+",
+        default=[0.2, 0.5],
+        help="forget ratios (run in this order)",
+    )
     abl.add_argument("--forget-mode", default="random", choices=FORGET_MODES)
-    abl.add_argument("--methods", nargs="+", default=["retrain", "ft", "rl", "salun", "salun-cra"],
-                     choices=METHOD_NAMES, help="methods (retrain is required: the reference)")
-    abl.add_argument("--presets", nargs="+", default=["paper", "study-code"], choices=["paper", "study-code"])
-    abl.add_argument("--epochs", type=int, default=15, help="epochs of the original model and of Retrain")
-    abl.add_argument("--unlearn-epochs", type=int, default=None, help="override every method's epochs")
-    abl.add_argument("--lr", type=float, default=0.1, help="learning rate of the original model and of Retrain")
+    abl.add_argument(
+        "--methods",
+        nargs="+",
+        default=["retrain", "ft", "rl", "salun", "salun-cra"],
+        choices=METHOD_NAMES,
+        help="methods (retrain is required: the reference)",
+    )
+    abl.add_argument(
+        "--presets", nargs="+", default=["paper", "study-code"], choices=["paper", "study-code"]
+    )
+    abl.add_argument(
+        "--epochs", type=int, default=15, help="epochs of the original model and of Retrain"
+    )
+    abl.add_argument(
+        "--unlearn-epochs", type=int, default=None, help="override every method's epochs"
+    )
+    abl.add_argument(
+        "--lr", type=float, default=0.1, help="learning rate of the original model and of Retrain"
+    )
     abl.add_argument("--batch-size", type=int, default=256)
-    abl.add_argument("--c-fp", type=float, default=1.0, help="Global Risk II cost of a false positive")
-    abl.add_argument("--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative")
+    abl.add_argument(
+        "--c-fp", type=float, default=1.0, help="Global Risk II cost of a false positive"
+    )
+    abl.add_argument(
+        "--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative"
+    )
     abl.add_argument("--mia", default="confidence", choices=MIA_VARIANTS)
-    abl.add_argument("--trace", action="store_true",
-                     help="record mean P(malignant) of test/forget malignant/benign rows after every phase of every "
-                     "epoch (OUT/trace.csv; costs two predictions per phase)")
+    abl.add_argument(
+        "--trace",
+        action="store_true",
+        help="record mean P(malignant) of test/forget malignant/benign rows after every phase of every "
+        "epoch (OUT/trace.csv; costs two predictions per phase)",
+    )
     abl.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     abl.add_argument("--out", required=True, help="output directory (created; reused to resume)")
-    abl.add_argument("--report-only", action="store_true",
-                     help="run nothing: rewrite the tables and the figure from the units finished so far")
+    abl.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite the tables and the figure from the units finished so far",
+    )
     abl.add_argument("--quiet", action="store_true")
     _add_data_root(abl)
     abl.set_defaults(func=_cmd_ablation)
 
     run = sub.add_parser("run", help="run a federated scenario on Flower's simulation engine (Ray)")
     _scenario_args(run, optional=True)
-    run.add_argument("--out", default=None, help="run directory (default runs/NAME-TIMESTAMP); must be new or empty")
-    run.add_argument("--resume", default=None, metavar="RUN_DIR",
-                     help="continue an interrupted run from its newest checkpoint (with the scenario saved in "
-                     "RUN_DIR; --data-root may point to the data's new place)")
+    run.add_argument(
+        "--out",
+        default=None,
+        help="run directory (default runs/NAME-TIMESTAMP); must be new or empty",
+    )
+    run.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its newest checkpoint (with the scenario saved in "
+        "RUN_DIR; --data-root may point to the data's new place)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines (for scripts)")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's own logs")
     run.set_defaults(func=_cmd_run)
 
     sw = sub.add_parser(
-        "sweep", help="run a grid of scenarios (resumable) and summarise each method against control and Retrain",
+        "sweep",
+        help="run a grid of scenarios (resumable) and summarise each method against control and Retrain",
         description="Run the Cartesian product of the --grid values of a scenario, each point in DIR/runs/<slug>/, "
         "then write DIR/summary.csv and DIR/summary.md (per method, metric and moment: mean ± std over seeds and "
         "the paired difference to the control arm and to Federated Retrain with its 95 % bootstrap interval and a "
         "verdict). The control arm (deletion.method=none) and Retrain are added to the deletion.method axis "
         "unless --no-control / --no-retrain. Rerunning the same command resumes: finished runs are kept, "
-        "unfinished ones continue from their newest checkpoint (or are redone when they have none).")
+        "unfinished ones continue from their newest checkpoint (or are redone when they have none).",
+    )
     _scenario_args(sw)
-    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                    help="a scenario key path and its values, parsed as YAML scalars (repeatable; the points are the "
-                    "product), e.g. --grid deletion.method=salun-cra,rl,retrain --grid seed=0,1")
+    sw.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a scenario key path and its values, parsed as YAML scalars (repeatable; the points are the "
+        "product), e.g. --grid deletion.method=salun-cra,rl,retrain --grid seed=0,1",
+    )
     sw.add_argument("--out", required=True, help="sweep directory (created; reused to resume)")
-    sw.add_argument("--jobs", type=int, default=1,
-                    help="grid points run at once, each as its own `python -m fedunlearn run` subprocess with its own "
-                    "local Ray (default 1). Each local Ray sees every CPU of this machine, so N jobs share them; with "
-                    "ray.address set, every run joins that Ray cluster and uses the cluster's resources instead")
-    sw.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
-                    help="stop a run still going after this long; it counts as failed and is resumed next time "
-                    "(default: no limit)")
-    sw.add_argument("--no-control", dest="control", action="store_false",
-                    help="do not add the control arm (deletion.method=none: requests recorded, nothing erased)")
-    sw.add_argument("--no-retrain", dest="retrain", action="store_false",
-                    help="do not add the Federated Retrain arm")
-    sw.add_argument("--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)")
+    sw.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="grid points run at once, each as its own `python -m fedunlearn run` subprocess with its own "
+        "local Ray (default 1). Each local Ray sees every CPU of this machine, so N jobs share them; with "
+        "ray.address set, every run joins that Ray cluster and uses the cluster's resources instead",
+    )
+    sw.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a run still going after this long; it counts as failed and is resumed next time "
+        "(default: no limit)",
+    )
+    sw.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="do not add the control arm (deletion.method=none: requests recorded, nothing erased)",
+    )
+    sw.add_argument(
+        "--no-retrain",
+        dest="retrain",
+        action="store_false",
+        help="do not add the Federated Retrain arm",
+    )
+    sw.add_argument(
+        "--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)"
+    )
     sw.set_defaults(func=_cmd_sweep)
 
-    rep = sub.add_parser("report", help="one HTML (or Markdown) report on runs and sweeps",
-                         description="Compare finished runs: risk over rounds, final metrics, per-site risk, "
-                         "cost vs risk vs forgetting, provenance. Everything is computed from the runs' files.")
-    rep.add_argument("dirs", nargs="+", metavar="DIR", help="run directories and/or sweep directories (their runs/*)")
+    rep = sub.add_parser(
+        "report",
+        help="one HTML (or Markdown) report on runs and sweeps",
+        description="Compare finished runs: risk over rounds, final metrics, per-site risk, "
+        "cost vs risk vs forgetting, provenance. Everything is computed from the runs' files.",
+    )
+    rep.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="run directories and/or sweep directories (their runs/*)",
+    )
     rep.add_argument("--out", default="report.html", help="report file (default report.html)")
-    rep.add_argument("--format", choices=("html", "md"), default=None,
-                     help="html: one self-contained file; md: Markdown with PNGs beside it (default: from --out)")
-    rep.add_argument("--allow-incomplete", action="store_true",
-                     help="leave unfinished runs out with a warning instead of refusing")
+    rep.add_argument(
+        "--format",
+        choices=("html", "md"),
+        default=None,
+        help="html: one self-contained file; md: Markdown with PNGs beside it (default: from --out)",
+    )
+    rep.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="leave unfinished runs out with a warning instead of refusing",
+    )
     rep.set_defaults(func=_cmd_report)
 
     val = sub.add_parser("validate", help="check a scenario file without running it")
     _scenario_args(val)
     val.set_defaults(func=_cmd_validate)
 
-    ben = sub.add_parser("bench", help="performance benchmark: throughput, round overhead, erasure cost, memory",
-                         description="Measure local training throughput (engine vs a bare PyTorch loop vs the usual "
-                         "MedMNIST pipeline), the federation's per-round overhead at 2, 8 and 32 sites, the cost of a "
-                         "salun-cra erasure vs Federated Retrain, and peak memory of the server and a client actor. "
-                         "Prints one table and writes OUT/bench.csv (benchmark, variant, metric, value, unit).")
-    ben.add_argument("--data-root", default=None,
-                     help="folder with dermamnist.npz (and pathmnist.npz) at 28 px; synthetic data of the same "
-                     "size stand in for what is absent")
+    ben = sub.add_parser(
+        "bench",
+        help="performance benchmark: throughput, round overhead, erasure cost, memory",
+        description="Measure local training throughput (engine vs a bare PyTorch loop vs the usual "
+        "MedMNIST pipeline), the federation's per-round overhead at 2, 8 and 32 sites, the cost of a "
+        "salun-cra erasure vs Federated Retrain, and peak memory of the server and a client actor. "
+        "Prints one table and writes OUT/bench.csv (benchmark, variant, metric, value, unit).",
+    )
+    ben.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with dermamnist.npz (and pathmnist.npz) at 28 px; synthetic data of the same "
+        "size stand in for what is absent",
+    )
     ben.add_argument("--out", default=None, help="output directory (default runs/bench-TIMESTAMP)")
-    ben.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of every benchmark (figures not meaningful)")
+    ben.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes: a smoke test of every benchmark (figures not meaningful)",
+    )
     ben.add_argument("--quiet", action="store_true", help="no progress lines")
     ben.set_defaults(func=_cmd_bench)
     return parser
@@ -349,8 +532,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FEDUNLEARN_DEBUG"):
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"fedunlearn: error: cannot use{where}: {exc.strerror or exc}; pass a path you can write to "
-              "(--out) or read (--data-root, the scenario file)", file=sys.stderr)
+        print(
+            f"fedunlearn: error: cannot use{where}: {exc.strerror or exc}; pass a path you can write to "
+            "(--out) or read (--data-root, the scenario file)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -30,9 +30,14 @@ class EvalSet:
     indices: torch.Tensor | None = None
 
 
-def predict_sets(model: nn.Module, sets: Mapping[str, EvalSet], *, device: torch.device) -> dict[str, Predictions]:
+def predict_sets(
+    model: nn.Module, sets: Mapping[str, EvalSet], *, device: torch.device
+) -> dict[str, Predictions]:
     """Predictions of ``model`` on each named set."""
-    return {name: predict(model, s.images, s.labels, s.indices, device=device) for name, s in sets.items()}
+    return {
+        name: predict(model, s.images, s.labels, s.indices, device=device)
+        for name, s in sets.items()
+    }
 
 
 def confusion_of(preds: Predictions) -> Confusion:
@@ -55,16 +60,22 @@ def unlearning_report(
     TBAC/TA to ``test``).
     """
     out = {name: split_metrics(p, costs) for name, p in preds.items()}
-    scores = unlearning_metrics(confusion_of(preds["forget"]), confusion_of(preds["retain"]), confusion_of(preds["test"]))
+    scores = unlearning_metrics(
+        confusion_of(preds["forget"]), confusion_of(preds["retain"]), confusion_of(preds["test"])
+    )
     out["forget"].update(ubac=scores["ubac"], ua=scores["ua"])
     out["retain"].update(rbac=scores["rbac"], ra=scores["ra"])
     out["test"].update(tbac=scores["tbac"], ta=scores["ta"])
     r, t, f = preds["retain"], preds["test"], preds["forget"]
-    out["forget"]["mia_efficacy"] = mia_efficacy(r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant)
+    out["forget"]["mia_efficacy"] = mia_efficacy(
+        r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant
+    )
     return out
 
 
-def operating_point_metrics(points, preds: Mapping[str, Predictions], costs: RiskCosts) -> dict[str, dict[str, float]]:
+def operating_point_metrics(
+    points, preds: Mapping[str, Predictions], costs: RiskCosts
+) -> dict[str, dict[str, float]]:
     """Test metrics at each operating point, its threshold chosen on ``preds["val"]`` only.
 
     Returns ``{point name: clinical metrics of preds["test"] at the threshold, plus "threshold"}``.
@@ -77,5 +88,8 @@ def operating_point_metrics(points, preds: Mapping[str, Predictions], costs: Ris
     for point in points:
         t = choose_threshold(point, val.labels, val.scores, costs)
         conf = confusion_counts(test.labels, threshold(test.scores, t))
-        out[operating_point_name(point)] = {**clinical_metrics(conf, test.labels, test.scores, costs), "threshold": t}
+        out[operating_point_name(point)] = {
+            **clinical_metrics(conf, test.labels, test.scores, costs),
+            "threshold": t,
+        }
     return out

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,12 @@ def git_commit() -> str | None:
     """The fedunlearn checkout's commit, when it runs from one."""
     try:
         res = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -75,7 +79,7 @@ def git_commit() -> str | None:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def build_manifest(**fields: Any) -> dict[str, Any]:
@@ -120,4 +124,3 @@ def is_complete(run_dir: Path) -> bool:
     except ValueError:
         return False
     return manifest is not None and manifest.get("complete") is True
-

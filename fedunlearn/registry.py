@@ -54,7 +54,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise ValueError(f"unknown {self.kind} {name!r}; {self.choose}: {', '.join(self._entries)}") from None
+            raise ValueError(
+                f"unknown {self.kind} {name!r}; {self.choose}: {', '.join(self._entries)}"
+            ) from None
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -25,7 +25,12 @@ import yaml
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import (
-    DeletionSection, Scenario, ScenarioError, apply_overrides, key_path_problem, read_scenario_yaml,
+    DeletionSection,
+    Scenario,
+    ScenarioError,
+    apply_overrides,
+    key_path_problem,
+    read_scenario_yaml,
     scenario_from_mapping,
 )
 from fedunlearn.io import now_iso
@@ -95,12 +100,21 @@ class SweepPlan:
     def describe(self) -> dict[str, Any]:
         """The content of ``sweep.json``."""
         return {
-            "kind": "fedunlearn-sweep", "created": now_iso(), "scenario": str(self.scenario_path),
+            "kind": "fedunlearn-sweep",
+            "created": now_iso(),
+            "scenario": str(self.scenario_path),
             "overrides": list(self.overrides),
             "grid": [{"key": a.key, "values": list(a.values)} for a in self.axes],
             "added_arms": list(self.added_arms),
-            "points": [{"slug": p.slug, "assignments": dict(p.assignments), "run_dir": f"runs/{p.slug}",
-                        "scenario": f"scenarios/{p.slug}.yaml"} for p in self.points],
+            "points": [
+                {
+                    "slug": p.slug,
+                    "assignments": dict(p.assignments),
+                    "run_dir": f"runs/{p.slug}",
+                    "scenario": f"scenarios/{p.slug}.yaml",
+                }
+                for p in self.points
+            ],
         }
 
 
@@ -151,17 +165,23 @@ def parse_grid(text: str) -> GridAxis:
     """
     where = f"--grid {text}"
     if "=" not in text:
-        raise SweepError(f"{where}: expected KEY=V1,V2,... e.g. --grid deletion.method=salun-cra,retrain")
+        raise SweepError(
+            f"{where}: expected KEY=V1,V2,... e.g. --grid deletion.method=salun-cra,retrain"
+        )
     key, raw = (s.strip() for s in text.split("=", 1))
     if not key or any(not p for p in key.split(".")):
         raise SweepError(f"{where}: empty key path; write e.g. --grid training.rounds=5,10")
     texts = split_values(raw)
     if any(not t.strip() for t in texts):
-        raise SweepError(f"{where}: empty value; separate values with single commas, e.g. {key}=a,b")
+        raise SweepError(
+            f"{where}: empty value; separate values with single commas, e.g. {key}=a,b"
+        )
     try:
         values = tuple(parse_value(t) for t in texts)
     except yaml.YAMLError:
-        raise SweepError(f"{where}: a value is not valid YAML; quote it, e.g. {key}='a: b'") from None
+        raise SweepError(
+            f"{where}: a value is not valid YAML; quote it, e.g. {key}='a: b'"
+        ) from None
     shown = [format_value(v) for v in values]
     dupes = sorted({s for s in shown if shown.count(s) > 1})
     if dupes:
@@ -177,7 +197,9 @@ def slugify(assignments: Sequence[tuple[str, Any]]) -> str:
     if not assignments:
         return "base"
     slug = ",".join(_SLUG_UNSAFE.sub("-", f"{k}={format_value(v)}") for k, v in assignments)
-    if len(slug) > _SLUG_MAX:  # folder names are limited to 255 bytes: keep a readable head and a stable digest
+    if (
+        len(slug) > _SLUG_MAX
+    ):  # folder names are limited to 255 bytes: keep a readable head and a stable digest
         slug = f"{slug[:_SLUG_MAX]}-{hashlib.sha1(slug.encode()).hexdigest()[:10]}"
     return slug
 
@@ -185,11 +207,19 @@ def slugify(assignments: Sequence[tuple[str, Any]]) -> str:
 def _erases(base: dict[str, Any]) -> bool:
     """Whether the base scenario sets a deletion method or asks for deletions (explicit or stochastic)."""
     deletion = base.get("deletion")
-    return isinstance(deletion, dict) and any(deletion.get(k) for k in ("method", "requests", "stochastic"))
+    return isinstance(deletion, dict) and any(
+        deletion.get(k) for k in ("method", "requests", "stochastic")
+    )
 
 
-def with_reference_arms(axes: Sequence[GridAxis], base_method: str, erases: bool, *, control: bool = True,
-                        retrain: bool = True) -> tuple[tuple[GridAxis, ...], tuple[str, ...], bool]:
+def with_reference_arms(
+    axes: Sequence[GridAxis],
+    base_method: str,
+    erases: bool,
+    *,
+    control: bool = True,
+    retrain: bool = True,
+) -> tuple[tuple[GridAxis, ...], tuple[str, ...], bool]:
     """The grid with the control arm and Retrain on its ``deletion.method`` axis.
 
     Parameters
@@ -225,8 +255,15 @@ def with_reference_arms(axes: Sequence[GridAxis], base_method: str, erases: bool
     return (GridAxis(METHOD_KEY, (base_method, *added)), *axes), added, True
 
 
-def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
-               overrides: Sequence[str] = (), *, control: bool = True, retrain: bool = True) -> SweepPlan:
+def plan_sweep(
+    scenario_path: str | Path,
+    grids: Sequence[str],
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    control: bool = True,
+    retrain: bool = True,
+) -> SweepPlan:
     """Parse the grids and validate every point of their Cartesian product.
 
     Parameters
@@ -260,26 +297,37 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
         except SweepError as err:
             problems.append(str(err))
     written = [t.split("=", 1)[0].strip() for t in grids if "=" in t]
-    problems += [f"--grid {k}: key given in two --grid arguments; merge their values"
-                 for k in dict.fromkeys(written) if written.count(k) > 1]
+    problems += [
+        f"--grid {k}: key given in two --grid arguments; merge their values"
+        for k in dict.fromkeys(written)
+        if written.count(k) > 1
+    ]
     keys = [a.key for a in axes]
     if problems:
         raise SweepError("\n".join(problems))
     base = apply_overrides(read_scenario_yaml(scenario_path), overrides)
     deletion = base.get("deletion") if isinstance(base.get("deletion"), dict) else {}
     base_method = deletion.get("method", DeletionSection.model_fields["method"].default)
-    axes, added, new_axis = with_reference_arms(axes, base_method, _erases(base), control=control, retrain=retrain)
+    axes, added, new_axis = with_reference_arms(
+        axes, base_method, _erases(base), control=control, retrain=retrain
+    )
     keys = [a.key for a in axes]
 
     points, failures = [], []
     for combo in itertools.product(*(a.values for a in axes)):
         assignments = tuple(zip(keys, combo))
-        named = tuple((k, v) for k, v in assignments if not (new_axis and k == METHOD_KEY and v == base_method))
+        named = tuple(
+            (k, v)
+            for k, v in assignments
+            if not (new_axis and k == METHOD_KEY and v == base_method)
+        )
         label = ", ".join(f"{k}={format_value(v)}" for k, v in assignments) or "(base scenario)"
         source = f"grid point {label}"
         try:
             raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in assignments], source)
-            points.append(SweepPoint(assignments, slugify(named), scenario_from_mapping(raw, source)))
+            points.append(
+                SweepPoint(assignments, slugify(named), scenario_from_mapping(raw, source))
+            )
         except ScenarioError as err:
             failures.append((source, str(err).removeprefix(source + ": ")))
     if failures:
@@ -290,6 +338,8 @@ def plan_sweep(scenario_path: str | Path, grids: Sequence[str], out: str | Path,
     slugs = [p.slug for p in points]
     clashes = sorted({s for s in slugs if slugs.count(s) > 1})
     if clashes:
-        raise SweepError(f"grid points share the directory name {clashes[0]!r} once unsafe characters are replaced; "
-                         "use values that differ in letters or digits")
+        raise SweepError(
+            f"grid points share the directory name {clashes[0]!r} once unsafe characters are replaced; "
+            "use values that differ in letters or digits"
+        )
     return SweepPlan(scenario_path, tuple(overrides), tuple(axes), tuple(points), Path(out), added)

@@ -36,7 +36,11 @@ from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.checkpoint import latest_checkpoint
 from fedunlearn.federated.rundir import looks_like_run_dir, remove_run_dir
 from fedunlearn.federated.scenario import (
-    Scenario, ScenarioError, read_scenario_yaml, scenario_from_mapping, scenario_to_yaml,
+    Scenario,
+    ScenarioError,
+    read_scenario_yaml,
+    scenario_from_mapping,
+    scenario_to_yaml,
 )
 from fedunlearn.io import atomic_write_csv, atomic_write_json, atomic_write_text, is_complete
 from fedunlearn.progress import Progress
@@ -44,8 +48,19 @@ from fedunlearn.reports.contrasts import paired_markdown, paired_summary, run_fi
 from fedunlearn.reports.tables import summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
 from fedunlearn.sweep_plan import (
-    METHOD_KEY, SEED_KEY, GridAxis, SweepError, SweepPlan, SweepPoint, format_value, parse_grid, parse_value,
-    plan_sweep, slugify, split_values, with_reference_arms,
+    METHOD_KEY,
+    SEED_KEY,
+    GridAxis,
+    SweepError,
+    SweepPlan,
+    SweepPoint,
+    format_value,
+    parse_grid,
+    parse_value,
+    plan_sweep,
+    slugify,
+    split_values,
+    with_reference_arms,
 )
 
 
@@ -69,7 +84,9 @@ def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
         a damaged checkpoint): the run is never removed on such an error.
     """
     try:
-        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
+        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(
+            mode="json"
+        )
     except ScenarioError:
         return None
     if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
@@ -77,8 +94,10 @@ def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
     try:
         checkpoint = latest_checkpoint(run_dir)
     except OSError as exc:
-        raise SweepError(f"{run_dir}: cannot read its checkpoints ({exc.strerror or exc}); the run is kept: "
-                         "fix the folder's permissions or storage and rerun the sweep") from None
+        raise SweepError(
+            f"{run_dir}: cannot read its checkpoints ({exc.strerror or exc}); the run is kept: "
+            "fix the folder's permissions or storage and rerun the sweep"
+        ) from None
     except FedunlearnError as exc:
         raise SweepError(f"{run_dir}: {exc}; the sweep keeps the run until you decide") from None
     return None if checkpoint is None else checkpoint.server_round
@@ -98,18 +117,26 @@ def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
         run_dir = plan.run_dir(point)
         if is_complete(run_dir):
             try:  # through today's schema, so that a default added since does not count as a difference
-                done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(mode="json")
+                done = scenario_from_mapping(
+                    read_scenario_yaml(run_dir / "scenario.yaml")
+                ).model_dump(mode="json")
             except ScenarioError:
                 done = {}
             if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
-                raise SweepError(f"{run_dir} holds a finished run of another scenario than grid point "
-                                 f"{point.label}; pass another --out or remove that directory")
+                raise SweepError(
+                    f"{run_dir} holds a finished run of another scenario than grid point "
+                    f"{point.label}; pass another --out or remove that directory"
+                )
             continue
         if run_dir.exists():
             if not looks_like_run_dir(run_dir):
-                raise SweepError(f"{run_dir} exists but is not a fedunlearn run directory; remove it or pass another --out")
+                raise SweepError(
+                    f"{run_dir} exists but is not a fedunlearn run directory; remove it or pass another --out"
+                )
             if (after := resumable_round(run_dir, point)) is not None:
-                progress(f"{point.label}: resuming the unfinished run in {run_dir} after round {after}")
+                progress(
+                    f"{point.label}: resuming the unfinished run in {run_dir} after round {after}"
+                )
             else:
                 progress(f"{point.label}: removing the unfinished run in {run_dir} (it is redone)")
                 remove_run_dir(run_dir)
@@ -123,9 +150,26 @@ def run_command(plan: SweepPlan, point: SweepPoint) -> list[str]:
     run_dir = plan.run_dir(point)
     if run_dir.exists() and resumable_round(run_dir, point) is not None:
         root = point.scenario.data.root  # the data may have moved since the run began
-        return [sys.executable, "-m", "fedunlearn", "run", "--resume", str(run_dir), "--quiet",
-                *(["--data-root", root] if root else [])]
-    return [sys.executable, "-m", "fedunlearn", "run", str(plan.scenario_file(point)), "--out", str(run_dir), "--quiet"]
+        return [
+            sys.executable,
+            "-m",
+            "fedunlearn",
+            "run",
+            "--resume",
+            str(run_dir),
+            "--quiet",
+            *(["--data-root", root] if root else []),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "fedunlearn",
+        "run",
+        str(plan.scenario_file(point)),
+        "--out",
+        str(run_dir),
+        "--quiet",
+    ]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -158,9 +202,15 @@ def _stop(procs: Sequence[subprocess.Popen], grace_s: float = 20.0) -> None:
             time.sleep(0.1)
 
 
-def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progress: Progress,
-               command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
-               timeout_s: float | None = None, stop: threading.Event | None = None) -> dict[str, str]:
+def run_points(
+    plan: SweepPlan,
+    points: Sequence[SweepPoint],
+    jobs: int,
+    progress: Progress,
+    command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
+    timeout_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, str]:
     """Run ``points``, ``jobs`` at a time; returns slug -> reason for each point that failed.
 
     A run still going after ``timeout_s`` seconds is stopped and counts as
@@ -178,15 +228,23 @@ def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progres
                 log = plan.log_file(point)
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "w", encoding="utf-8") as fh:
-                    proc = subprocess.Popen(command(plan, point), stdout=fh, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL,
-                                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                    proc = subprocess.Popen(
+                        command(plan, point),
+                        stdout=fh,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                    )
                 running[proc] = (point, time.monotonic())
                 progress(f"started {point.label}")
             time.sleep(0.2)
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt("stopped by a signal")
-            late = {p for p, (_, t0) in running.items() if timeout_s and time.monotonic() - t0 > timeout_s}
+            late = {
+                p
+                for p, (_, t0) in running.items()
+                if timeout_s and time.monotonic() - t0 > timeout_s
+            }
             _stop(list(late))
             for proc in [p for p in running if p.poll() is not None]:
                 point, t0 = running.pop(proc)
@@ -195,10 +253,15 @@ def run_points(plan: SweepPlan, points: Sequence[SweepPoint], jobs: int, progres
                 if proc.returncode == 0 and is_complete(plan.run_dir(point)):
                     progress(f"[{finished}/{total}] {point.label}: done in {secs:.0f}s")
                 else:
-                    reason = (f"stopped after the run timeout of {timeout_s:g}s" if proc in late else
-                              _last_error(plan.log_file(point)) or f"exit code {proc.returncode}")
+                    reason = (
+                        f"stopped after the run timeout of {timeout_s:g}s"
+                        if proc in late
+                        else _last_error(plan.log_file(point)) or f"exit code {proc.returncode}"
+                    )
                     failed[point.slug] = reason
-                    progress(f"[{finished}/{total}] {point.label}: FAILED ({reason}); log {plan.log_file(point)}")
+                    progress(
+                        f"[{finished}/{total}] {point.label}: FAILED ({reason}); log {plan.log_file(point)}"
+                    )
     except BaseException:
         _stop(list(running))
         raise
@@ -265,7 +328,10 @@ def write_summary(plan: SweepPlan) -> pd.DataFrame | None:
         "\n\n## Per variant (final round)\n\nMean ± std over seeds; Δ = method minus Federated Retrain (means). "
         "Numbers in summary-variants.csv.\n\n" + to_markdown(summary_markdown(runs, agg, keys))
     )
-    atomic_write_text(plan.out / "summary.md", head + to_markdown(paired_markdown(paired, others)) + variants + "\n")
+    atomic_write_text(
+        plan.out / "summary.md",
+        head + to_markdown(paired_markdown(paired, others)) + variants + "\n",
+    )
     return paired
 
 
@@ -279,8 +345,14 @@ class SweepOutcome:
     summary: pd.DataFrame | None
 
 
-def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = None, timeout_s: float | None = None,
-              command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command) -> SweepOutcome:
+def run_sweep(
+    plan: SweepPlan,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    timeout_s: float | None = None,
+    command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
+) -> SweepOutcome:
     """Run the plan's unfinished points, then write the summary.
 
     Parameters
@@ -306,7 +378,9 @@ def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = Non
     todo = pending_points(plan, progress)
     todo_slugs = {p.slug for p in todo}
     skipped = tuple(p.slug for p in plan.points if p.slug not in todo_slugs)
-    progress(f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time")
+    progress(
+        f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time"
+    )
     # SIGTERM only sets a flag that the job loop checks: an exception raised inside the handler can land in
     # code that swallows it (an at-fork hook of `logging` while a job is being started) and be lost.
     stop = threading.Event()
@@ -321,11 +395,28 @@ def run_sweep(plan: SweepPlan, *, jobs: int = 1, progress: Progress | None = Non
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     summary = write_summary(plan)
-    return SweepOutcome(skipped, tuple(p.slug for p in todo if p.slug not in failed), failed, summary)
+    return SweepOutcome(
+        skipped, tuple(p.slug for p in todo if p.slug not in failed), failed, summary
+    )
 
 
 __all__ = [
-    "GridAxis", "SweepError", "SweepOutcome", "SweepPlan", "SweepPoint", "format_value",
-    "is_complete", "parse_grid", "parse_value", "pending_points", "plan_sweep", "run_points", "run_sweep",
-    "slugify", "split_values", "sweep_long_table", "with_reference_arms", "write_summary",
+    "GridAxis",
+    "SweepError",
+    "SweepOutcome",
+    "SweepPlan",
+    "SweepPoint",
+    "format_value",
+    "is_complete",
+    "parse_grid",
+    "parse_value",
+    "pending_points",
+    "plan_sweep",
+    "run_points",
+    "run_sweep",
+    "slugify",
+    "split_values",
+    "sweep_long_table",
+    "with_reference_arms",
+    "write_summary",
 ]

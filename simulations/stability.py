@@ -33,7 +33,9 @@ def last_rounds_spread(run_dir: Path, last: int) -> dict[str, float]:
     out = {}
     for phase, tag in (("test", ""), ("test@cost-optimal", "costopt_")):
         for metric in ("risk_2", "fnr", "bac", "auc"):
-            values = tail.loc[(tail["phase"] == phase) & (tail["metric"] == metric)].sort_values("round")["value"]
+            values = tail.loc[(tail["phase"] == phase) & (tail["metric"] == metric)].sort_values(
+                "round"
+            )["value"]
             if len(values):
                 out[f"{tag}{metric}_std_last{last}"] = float(values.std(ddof=1))
                 out[f"{tag}{metric}_final"] = float(values.iloc[-1])
@@ -44,25 +46,59 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--out", type=Path, required=True, help="sweep folder (the control runs go to OUT/runs/)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="sweep folder (the control runs go to OUT/runs/)"
+    )
     p.add_argument("--data-root", default=None)
     p.add_argument("--last", type=int, default=3, help="rounds at the end whose spread is measured")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    cmd = [sys.executable, "-m", "fedunlearn", "sweep", args.scenario, "--out", str(args.out), "--no-retrain",
-           "--grid", "deletion.method=none", "--grid", "seed=" + ",".join(map(str, args.seeds))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fedunlearn",
+        "sweep",
+        args.scenario,
+        "--out",
+        str(args.out),
+        "--no-retrain",
+        "--grid",
+        "deletion.method=none",
+        "--grid",
+        "seed=" + ",".join(map(str, args.seeds)),
+    ]
     cmd += [a for o in args.overrides for a in ("--set", o)]
     cmd += ["--data-root", args.data_root] if args.data_root else []
     subprocess.run(cmd, check=True)
-    rows = [{"seed": s, **last_rounds_spread(args.out / "runs" / f"deletion.method=none,seed={s}", args.last)}
-            for s in args.seeds]
+    rows = [
+        {
+            "seed": s,
+            **last_rounds_spread(args.out / "runs" / f"deletion.method=none,seed={s}", args.last),
+        }
+        for s in args.seeds
+    ]
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "stability.csv", index=False)
     col = f"risk_2_std_last{args.last}"
-    print(table[["seed", col, "risk_2_final", f"fnr_std_last{args.last}", "fnr_final", "auc_final",
-                 f"costopt_risk_2_std_last{args.last}"]].round(4).to_string(index=False))
-    print(f"global test Risk II (threshold 0.5), std over the last {args.last} rounds: mean {table[col].mean():.4f}, "
-          f"max {table[col].max():.4f} over {len(table)} seeds")
+    print(
+        table[
+            [
+                "seed",
+                col,
+                "risk_2_final",
+                f"fnr_std_last{args.last}",
+                "fnr_final",
+                "auc_final",
+                f"costopt_risk_2_std_last{args.last}",
+            ]
+        ]
+        .round(4)
+        .to_string(index=False)
+    )
+    print(
+        f"global test Risk II (threshold 0.5), std over the last {args.last} rounds: mean {table[col].mean():.4f}, "
+        f"max {table[col].max():.4f} over {len(table)} seeds"
+    )
     return 0
 
 

@@ -18,7 +18,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def shared_data() -> Path:
     """``../shared/data`` beside the checkout; skip where it is absent."""
     if not (SHARED_DATA / "dermamnist_28_jpeg.npz").is_file():
-        pytest.skip(f"real data copies absent: {SHARED_DATA} (only present beside a fedunlearn checkout in this workplace)")
+        pytest.skip(
+            f"real data copies absent: {SHARED_DATA} (only present beside a fedunlearn checkout in this workplace)"
+        )
     return SHARED_DATA
 
 

@@ -19,14 +19,23 @@ deletion: {method: salun-cra, unlearn: {epochs: 1}, requests: [{round: 2, site: 
 
 
 def test_exports_are_the_documented_api() -> None:
-    assert set(fu.__all__) == {"RunResult", "centralized", "load_scenario", "report", "run", "sweep"}
+    assert set(fu.__all__) == {
+        "RunResult",
+        "centralized",
+        "load_scenario",
+        "report",
+        "run",
+        "sweep",
+    }
 
 
 def test_load_scenario_applies_overrides_and_gives_one_line_errors(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(TINY)
     assert fu.load_scenario(path, ["deletion.method=rl"]).deletion.method == "rl"
-    with pytest.raises(ScenarioError, match=r"^.*deletion.method: bad value 'x'; allowed: one of .*$"):
+    with pytest.raises(
+        ScenarioError, match=r"^.*deletion.method: bad value 'x'; allowed: one of .*$"
+    ):
         fu.load_scenario(path, ["deletion.method=x"])
 
 
@@ -40,7 +49,7 @@ def test_run_returns_metrics_ledger_and_events(tmp_path: Path) -> None:
     fnr = m[(m["site"] == "global") & (m["phase"] == "test") & (m["metric"] == "fnr")]
     assert sorted(fnr["round"]) == [0, 1, 2]
     assert result.ledger[["id", "status"]].values.tolist() == [[0, "verified"]]
-    assert [e["event"] for e in result.events][0] == "run-start"
+    assert next(e["event"] for e in result.events) == "run-start"
     assert result.events[-1]["event"] == "run-complete"
 
 

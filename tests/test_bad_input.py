@@ -75,7 +75,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from fedunlearn.cli import main
 from fedunlearn.data import UnofficialDataWarning
@@ -120,7 +119,9 @@ def files_under(folder: Path) -> set[Path]:
     return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
 
 
-def tiny_arrays(n_train: int = 60, n_val: int = 20, n_test: int = 30, size: int = 28) -> dict[str, np.ndarray]:
+def tiny_arrays(
+    n_train: int = 60, n_val: int = 20, n_test: int = 30, size: int = 28
+) -> dict[str, np.ndarray]:
     """A MedMNIST-layout archive's arrays: uint8 (N, size, size, 3) images, (N, 1) labels cycling 0..6."""
     rng = np.random.default_rng(0)
     arrays = {}
@@ -155,9 +156,26 @@ def scenario_file(tmp_path: Path) -> Path:
 def command(kind: str, scenario_file: Path, root: Path, out: Path) -> list[str]:
     """``centralized`` or ``run`` on dermamnist 28 px from ``root`` into ``out`` (tiny settings)."""
     if kind == "centralized":
-        return ["centralized", "--dataset", "dermamnist", "--data-root", str(root), "--out", str(out),
-                "--epochs", "1", "--methods", "ft", "--unlearn-epochs", "1", "--batch-size", "32",
-                "--device", "cpu", "--quiet"]
+        return [
+            "centralized",
+            "--dataset",
+            "dermamnist",
+            "--data-root",
+            str(root),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--methods",
+            "ft",
+            "--unlearn-epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
     return ["run", str(scenario_file), "--data-root", str(root), "--out", str(out), "--quiet"]
 
 
@@ -174,40 +192,62 @@ def _fresh_data_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- 1. missing data file
-def test_run_missing_data_file_creates_no_run_dir(scenario_file: Path, root: Path, tmp_path: Path, capsys,
-                                                   no_ray) -> None:
+def test_run_missing_data_file_creates_no_run_dir(
+    scenario_file: Path, root: Path, tmp_path: Path, capsys, no_ray
+) -> None:
     out = tmp_path / "run"
     code, err = cli(command("run", scenario_file, root, out), capsys)
-    assert_one_line_error(code, err, f"dermamnist at 28px not found: expected {root / 'dermamnist.npz'}",
-                          f"`fedunlearn data fetch --dataset dermamnist --size 28 --data-root {root}`")
+    assert_one_line_error(
+        code,
+        err,
+        f"dermamnist at 28px not found: expected {root / 'dermamnist.npz'}",
+        f"`fedunlearn data fetch --dataset dermamnist --size 28 --data-root {root}`",
+    )
     assert not out.exists()
     assert files_under(root) == set()
 
 
-def test_a_ray_folder_too_long_for_its_sockets_is_refused_first(scenario_file: Path, root: Path, tmp_path: Path,
-                                                                capsys, no_ray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ray_folder_too_long_for_its_sockets_is_refused_first(
+    scenario_file: Path, root: Path, tmp_path: Path, capsys, no_ray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ray's Unix socket paths must fit in 107 bytes; a long FEDUNLEARN_RAY_TMP would crash the engine later."""
     long_dir = tmp_path / ("x" * 40)
     monkeypatch.setenv("FEDUNLEARN_RAY_TMP", str(long_dir))
     out = tmp_path / "run"
     code, err = cli(command("run", scenario_file, root, out), capsys)
-    assert_one_line_error(code, err, f"FEDUNLEARN_RAY_TMP={long_dir} is too long for Ray's socket paths",
-                          "use a shorter folder, e.g. /tmp")
+    assert_one_line_error(
+        code,
+        err,
+        f"FEDUNLEARN_RAY_TMP={long_dir} is too long for Ray's socket paths",
+        "use a shorter folder, e.g. /tmp",
+    )
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["centralized", "--data-root", "{root}", "--out", "{out}"],
-    ["validate", "{bad_scenario}"],
-], ids=["centralized-missing-data", "validate-bad-scenario"])
-def test_python_m_fedunlearn_exit_code_and_one_line(argv: list[str], root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["centralized", "--data-root", "{root}", "--out", "{out}"],
+        ["validate", "{bad_scenario}"],
+    ],
+    ids=["centralized-missing-data", "validate-bad-scenario"],
+)
+def test_python_m_fedunlearn_exit_code_and_one_line(
+    argv: list[str], root: Path, tmp_path: Path
+) -> None:
     """The real process: ``python -m fedunlearn`` exits 2 with one stderr line and no traceback."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("training: {rounds: 0}\n")
     out = tmp_path / "out"
     args = [a.format(root=root, out=out, bad_scenario=bad) for a in argv]
-    proc = subprocess.run([sys.executable, "-m", "fedunlearn", *args], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedunlearn", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("fedunlearn: error: "), proc.stderr
@@ -228,14 +268,17 @@ def _bad_crc(data: bytes) -> bytes:
     """Flip bytes inside the first image array (after its .npy header): the zip directory stays readable."""
     corrupted = bytearray(data)
     middle = len(data) // 4
-    corrupted[middle:middle + 64] = bytes(b ^ 0xFF for b in corrupted[middle:middle + 64])
+    corrupted[middle : middle + 64] = bytes(b ^ 0xFF for b in corrupted[middle : middle + 64])
     return bytes(corrupted)
 
 
-@pytest.mark.parametrize("damage", [_garbage, _truncated, _bad_crc], ids=["garbage", "truncated", "bad-crc"])
+@pytest.mark.parametrize(
+    "damage", [_garbage, _truncated, _bad_crc], ids=["garbage", "truncated", "bad-crc"]
+)
 @pytest.mark.parametrize("kind", ["centralized", "run"])
-def test_corrupt_npz_writes_nothing(kind: str, damage, scenario_file: Path, root: Path, tmp_path: Path, capsys,
-                                    no_ray) -> None:
+def test_corrupt_npz_writes_nothing(
+    kind: str, damage, scenario_file: Path, root: Path, tmp_path: Path, capsys, no_ray
+) -> None:
     path = root / "dermamnist.npz"
     path.write_bytes(damage(npz_bytes(**tiny_arrays())))
     out = tmp_path / "out"
@@ -246,7 +289,9 @@ def test_corrupt_npz_writes_nothing(kind: str, damage, scenario_file: Path, root
     assert files_under(root) == {Path("dermamnist.npz")}
 
 
-def test_centralized_error_leaves_existing_out_untouched(root: Path, tmp_path: Path, capsys) -> None:
+def test_centralized_error_leaves_existing_out_untouched(
+    root: Path, tmp_path: Path, capsys
+) -> None:
     (root / "dermamnist.npz").write_bytes(_truncated(npz_bytes(**tiny_arrays())))
     out = tmp_path / "out"
     out.mkdir()
@@ -290,19 +335,28 @@ def _half_split(a: dict[str, np.ndarray]) -> None:
 MALFORMED = [
     (_wrong_shape, "train_images is uint8 (60, 28, 27, 3); expected uint8 (N, 28, 28, 3)"),
     (_float_images, "train_images is float32 (60, 28, 28, 3); expected uint8 (N, 28, 28, 3)"),
-    (_label_out_of_range, "train_labels holds class ids 9 outside 0..6, the 7 classes of dermamnist"),
+    (
+        _label_out_of_range,
+        "train_labels holds class ids 9 outside 0..6, the 7 classes of dermamnist",
+    ),
     (_negative_label, "test_labels holds class ids -1 outside 0..6"),
     (_label_count, "val_labels has shape (19, 1); expected (20, 1) or (20,), one label per image"),
-    (_no_train, "has no train_images array (keys: test_images, test_labels, val_images, val_labels); "
-                "expected train_images and train_labels"),
+    (
+        _no_train,
+        "has no train_images array (keys: test_images, test_labels, val_images, val_labels); "
+        "expected train_images and train_labels",
+    ),
     (_half_split, "has test_images but no test_labels; expected both for the test split"),
 ]
 
 
-@pytest.mark.parametrize(("spoil", "phrase"), MALFORMED, ids=[f.__name__.strip("_") for f, _ in MALFORMED])
+@pytest.mark.parametrize(
+    ("spoil", "phrase"), MALFORMED, ids=[f.__name__.strip("_") for f, _ in MALFORMED]
+)
 @pytest.mark.parametrize("kind", ["centralized", "run"])
-def test_malformed_arrays_write_nothing(kind: str, spoil, phrase: str, scenario_file: Path, root: Path,
-                                       tmp_path: Path, capsys, no_ray) -> None:
+def test_malformed_arrays_write_nothing(
+    kind: str, spoil, phrase: str, scenario_file: Path, root: Path, tmp_path: Path, capsys, no_ray
+) -> None:
     arrays = tiny_arrays()
     spoil(arrays)
     path = root / "dermamnist.npz"
@@ -313,19 +367,27 @@ def test_malformed_arrays_write_nothing(kind: str, spoil, phrase: str, scenario_
     assert not out.exists()
 
 
-def test_centralized_without_a_test_split_writes_nothing(root: Path, tmp_path: Path, capsys) -> None:
+def test_centralized_without_a_test_split_writes_nothing(
+    root: Path, tmp_path: Path, capsys
+) -> None:
     (root / "dermamnist.npz").write_bytes(npz_bytes(**tiny_arrays(n_test=0)))
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialDataWarning)
         code, err = cli(command("centralized", tmp_path / "unused.yaml", root, out), capsys)
-    assert_one_line_error(code, err, f"dermamnist 28px ({root / 'dermamnist.npz'}) has no test split",
-                          "`fedunlearn data fetch --dataset dermamnist --size 28`")
+    assert_one_line_error(
+        code,
+        err,
+        f"dermamnist 28px ({root / 'dermamnist.npz'}) has no test split",
+        "`fedunlearn data fetch --dataset dermamnist --size 28`",
+    )
     assert not out.exists()
 
 
 # --------------------------------------------------------------------------- 4. MD5 mismatch
-def test_unofficial_md5_warns_and_is_recorded_in_the_manifest(root: Path, tmp_path: Path, capsys) -> None:
+def test_unofficial_md5_warns_and_is_recorded_in_the_manifest(
+    root: Path, tmp_path: Path, capsys
+) -> None:
     path = root / "dermamnist.npz"
     path.write_bytes(npz_bytes(**tiny_arrays()))
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
@@ -335,11 +397,18 @@ def test_unofficial_md5_warns_and_is_recorded_in_the_manifest(root: Path, tmp_pa
     assert code == 0  # a warning, not an error
     message = str(next(w.message for w in record if issubclass(w.category, UnofficialDataWarning)))
     assert "\n" not in message
-    assert f"{path} is not the official dermamnist.npz: md5 {md5}, official {DERMA_OFFICIAL_MD5}" in message
+    assert (
+        f"{path} is not the official dermamnist.npz: md5 {md5}, official {DERMA_OFFICIAL_MD5}"
+        in message
+    )
     assert "provenance.official=False" in message
     manifest = json.loads((out / "manifest.json").read_text())
     data = manifest["data"]
-    assert data["md5"] == md5 and data["official"] is False and data["official_md5"] == DERMA_OFFICIAL_MD5
+    assert (
+        data["md5"] == md5
+        and data["official"] is False
+        and data["official_md5"] == DERMA_OFFICIAL_MD5
+    )
     assert data["synthetic"] is False and data["path"] == str(path)
     assert f"differs from the official {DERMA_OFFICIAL_MD5}" in data["note"]
     summary = (out / "summary.md").read_text()
@@ -351,29 +420,52 @@ def test_unofficial_md5_warns_and_is_recorded_in_the_manifest(root: Path, tmp_pa
 REQ = "deletion.requests[0]"
 BAD_VALUES = [
     ("training.rounds=0", "training.rounds: bad value 0; allowed: an integer in [1, 10000]"),
-    ("training.strategy=nope",
-     "training.strategy: bad value 'nope'; allowed: one of fedavg, fedprox, fedadam, fedyogi, fedmedian"),
-    ("sites.partition=nope", "sites.partition: bad value 'nope'; allowed: one of iid, dirichlet, quantity, explicit"),
-    ("deletion.method=nope", "deletion.method: bad value 'nope'; allowed: one of retrain, ft, ga, rl, salun, salun-cra"),
+    (
+        "training.strategy=nope",
+        "training.strategy: bad value 'nope'; allowed: one of fedavg, fedprox, fedadam, fedyogi, fedmedian",
+    ),
+    (
+        "sites.partition=nope",
+        "sites.partition: bad value 'nope'; allowed: one of iid, dirichlet, quantity, explicit",
+    ),
+    (
+        "deletion.method=nope",
+        "deletion.method: bad value 'nope'; allowed: one of retrain, ft, ga, rl, salun, salun-cra",
+    ),
     ("model=nope", "model: bad value 'nope'; allowed: one of resnet18, small-cnn"),
-    ("data.dataset=nope", "data.dataset: bad value 'nope'; allowed: one of dermamnist, pathmnist, synthetic"),
+    (
+        "data.dataset=nope",
+        "data.dataset: bad value 'nope'; allowed: one of dermamnist, pathmnist, synthetic",
+    ),
     (f"{REQ}.fraction=0", f"{REQ}.fraction: bad value 0; allowed: a number in (0, 1]"),
     (f"{REQ}.fraction=-0.1", f"{REQ}.fraction: bad value -0.1; allowed: a number in (0, 1]"),
     (f"{REQ}.fraction=1.5", f"{REQ}.fraction: bad value 1.5; allowed: a number in (0, 1]"),
-    (f"{REQ}.site=2", f"{REQ}.site: bad value 2; allowed: a site index in [0, 1] (sites.count is 2)"),
+    (
+        f"{REQ}.site=2",
+        f"{REQ}.site: bad value 2; allowed: a site index in [0, 1] (sites.count is 2)",
+    ),
     (f"{REQ}.site=-1", f"{REQ}.site: bad value -1; allowed: "),
-    (f"{REQ}.round=3", f"{REQ}.round: bad value 3; allowed: a round in [1, 2] (training.rounds is 2)"),
+    (
+        f"{REQ}.round=3",
+        f"{REQ}.round: bad value 3; allowed: a round in [1, 2] (training.rounds is 2)",
+    ),
     ("deletion.stochastic={rate: 0.5, fraction: 0}", "deletion.stochastic.fraction"),
 ]
 
 
-@pytest.mark.parametrize(("override", "expected"), BAD_VALUES, ids=[o.split("=")[0] + "=" + o.split("=")[1][:8]
-                                                                      for o, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    BAD_VALUES,
+    ids=[o.split("=")[0] + "=" + o.split("=")[1][:8] for o, _ in BAD_VALUES],
+)
 @pytest.mark.parametrize("kind", ["validate", "run"])
-def test_invalid_scenario_value_writes_nothing(kind: str, override: str, expected: str, scenario_file: Path,
-                                               tmp_path: Path, capsys, no_ray) -> None:
+def test_invalid_scenario_value_writes_nothing(
+    kind: str, override: str, expected: str, scenario_file: Path, tmp_path: Path, capsys, no_ray
+) -> None:
     out = tmp_path / "run"
-    argv = [kind, str(scenario_file), "--set", override] + (["--out", str(out)] if kind == "run" else [])
+    argv = [kind, str(scenario_file), "--set", override] + (
+        ["--out", str(out)] if kind == "run" else []
+    )
     code, err = cli(argv, capsys)
     assert_one_line_error(code, err, f"fedunlearn: error: {scenario_file}: {expected}")
     assert not out.exists()
@@ -387,19 +479,42 @@ def test_bad_yaml_in_set_is_one_line(override: str, scenario_file: Path, capsys)
 
 # --------------------------------------------------------------------------- 6. CLI choice flags
 CHOICE_FLAGS = [
-    (["centralized", "--methods", "nope"], "argument --methods: invalid choice: 'nope'", "salun-cra"),
-    (["centralized", "--method", "nope"], "argument --methods: invalid choice: 'nope'", "salun-cra"),
+    (
+        ["centralized", "--methods", "nope"],
+        "argument --methods: invalid choice: 'nope'",
+        "salun-cra",
+    ),
+    (
+        ["centralized", "--method", "nope"],
+        "argument --methods: invalid choice: 'nope'",
+        "salun-cra",
+    ),
     (["centralized", "--model", "nope"], "argument --model: invalid choice: 'nope'", "small-cnn"),
-    (["centralized", "--dataset", "nope"], "argument --dataset: invalid choice: 'nope'", "dermamnist"),
-    (["centralized", "--forget-mode", "nope"], "argument --forget-mode: invalid choice: 'nope'", "balanced"),
+    (
+        ["centralized", "--dataset", "nope"],
+        "argument --dataset: invalid choice: 'nope'",
+        "dermamnist",
+    ),
+    (
+        ["centralized", "--forget-mode", "nope"],
+        "argument --forget-mode: invalid choice: 'nope'",
+        "balanced",
+    ),
     (["centralized", "--size", "32"], "argument --size: invalid choice: 32", "224"),
-    (["data", "fetch", "--dataset", "synthetic"], "argument --dataset: invalid choice: 'synthetic'", "pathmnist"),
+    (
+        ["data", "fetch", "--dataset", "synthetic"],
+        "argument --dataset: invalid choice: 'synthetic'",
+        "pathmnist",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("argv", "phrase", "choice"), CHOICE_FLAGS, ids=[" ".join(a[-2:]) for a, _, _ in CHOICE_FLAGS])
-def test_unknown_choice_flag_names_the_choices(argv: list[str], phrase: str, choice: str, tmp_path: Path,
-                                               capsys) -> None:
+@pytest.mark.parametrize(
+    ("argv", "phrase", "choice"), CHOICE_FLAGS, ids=[" ".join(a[-2:]) for a, _, _ in CHOICE_FLAGS]
+)
+def test_unknown_choice_flag_names_the_choices(
+    argv: list[str], phrase: str, choice: str, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "out"
     if argv[0] == "centralized":
         argv = [*argv, "--out", str(out)]
@@ -420,9 +535,14 @@ def test_unknown_choice_flag_error_is_one_line(tmp_path: Path, capsys) -> None:
 
 # --------------------------------------------------------------------------- 7. forget fraction (centralized)
 @pytest.mark.parametrize("ratio", ["0", "-0.2", "nan"])
-def test_centralized_forget_ratio_out_of_range_writes_nothing(ratio: str, tmp_path: Path, capsys) -> None:
+def test_centralized_forget_ratio_out_of_range_writes_nothing(
+    ratio: str, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "out"
-    code, err = cli(["centralized", "--dataset", "synthetic", "--forget-ratio", ratio, "--out", str(out)], capsys)
+    code, err = cli(
+        ["centralized", "--dataset", "synthetic", "--forget-ratio", ratio, "--out", str(out)],
+        capsys,
+    )
     shown = str(float(ratio)) if not math.isnan(float(ratio)) else "nan"
     assert_one_line_error(code, err, f"forget fraction must be in (0, 1], got {shown}")
     assert not out.exists()
@@ -430,14 +550,22 @@ def test_centralized_forget_ratio_out_of_range_writes_nothing(ratio: str, tmp_pa
 
 # --------------------------------------------------------------------------- checked only after Ray starts
 @pytest.mark.parametrize("case", ["no-val-split", "more-sites-than-images"])
-def test_run_checks_data_and_partition_before_ray(case: str, scenario_file: Path, root: Path, tmp_path: Path,
-                                                  capsys, no_ray) -> None:
+def test_run_checks_data_and_partition_before_ray(
+    case: str, scenario_file: Path, root: Path, tmp_path: Path, capsys, no_ray
+) -> None:
     out = tmp_path / "run"
     argv = command("run", scenario_file, root, out)
     if case == "no-val-split":
         (root / "dermamnist.npz").write_bytes(npz_bytes(**tiny_arrays(n_val=0)))
     else:
-        argv += ["--set", "data.dataset=synthetic", "--set", "data.synthetic.n_train=10", "--set", "sites.count=20"]
+        argv += [
+            "--set",
+            "data.dataset=synthetic",
+            "--set",
+            "data.synthetic.n_train=10",
+            "--set",
+            "sites.count=20",
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialDataWarning)
         code, err = cli(argv, capsys)

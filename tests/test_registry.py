@@ -21,7 +21,13 @@ def test_register_get_and_the_error_listing_the_names() -> None:
         return 1
 
     reg.add("b", 2)
-    assert reg.get("a") is a and reg.get("b") == 2 and reg.names == ("a", "b") and "a" in reg and len(reg) == 2
+    assert (
+        reg.get("a") is a
+        and reg.get("b") == 2
+        and reg.names == ("a", "b")
+        and "a" in reg
+        and len(reg) == 2
+    )
     with pytest.raises(ValueError) as err:
         reg.get("c")
     assert str(err.value) == "unknown widget 'c'; choose one of: a, b"

@@ -44,11 +44,27 @@ PACKAGE = Path(fedunlearn.__file__).resolve().parent
 
 # --------------------------------------------------------------------------- 1. static scan
 #: Modules whose whole purpose is (un)pickling or running serialized code.
-UNPICKLING_MODULES = frozenset({"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"})
+UNPICKLING_MODULES = frozenset(
+    {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+)
 #: PyYAML names that construct arbitrary Python objects (only SafeLoader and subclasses are allowed).
-UNSAFE_YAML_NAMES = frozenset({"Loader", "FullLoader", "UnsafeLoader", "CLoader", "CFullLoader", "CUnsafeLoader",
-                               "unsafe_load", "unsafe_load_all", "full_load", "full_load_all"})
-SAFE_YAML_LOADERS = frozenset({"yaml.SafeLoader", "yaml.CSafeLoader", "yaml.BaseLoader", "yaml.CBaseLoader"})
+UNSAFE_YAML_NAMES = frozenset(
+    {
+        "Loader",
+        "FullLoader",
+        "UnsafeLoader",
+        "CLoader",
+        "CFullLoader",
+        "CUnsafeLoader",
+        "unsafe_load",
+        "unsafe_load_all",
+        "full_load",
+        "full_load_all",
+    }
+)
+SAFE_YAML_LOADERS = frozenset(
+    {"yaml.SafeLoader", "yaml.CSafeLoader", "yaml.BaseLoader", "yaml.CBaseLoader"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,9 @@ class _Scanner(ast.NodeVisitor):
         for a in node.names:
             if a.name.split(".")[0] in UNPICKLING_MODULES:
                 self.flag(node, f"imports {a.name}")
-            self.alias[(a.asname or a.name).split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+            self.alias[(a.asname or a.name).split(".")[0]] = (
+                a.name if a.asname else a.name.split(".")[0]
+            )
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -145,7 +163,9 @@ def scan_source(source: str, path: str = "<planted>") -> list[Finding]:
     """Every unpickling or evaluating construct in ``source``."""
     tree = ast.parse(source, filename=path)
     scanner = _Scanner(path)
-    for _ in range(3):  # learn the module's aliases and SafeLoader subclasses first, wherever they are defined
+    for _ in range(
+        3
+    ):  # learn the module's aliases and SafeLoader subclasses first, wherever they are defined
         scanner.visit(tree)
         scanner.findings = []
     scanner.visit(tree)
@@ -159,10 +179,20 @@ def package_sources() -> list[Path]:
 def test_no_load_path_unpickles_or_evaluates() -> None:
     sources = package_sources()
     names = {p.relative_to(PACKAGE).as_posix() for p in sources}
-    assert {"data/loading.py", "federated/scenario/loading.py", "sweeps.py", "cli.py"} <= names  # the scan sees the package
-    findings = [f for p in sources for f in scan_source(p.read_text(encoding="utf-8"),
-                                                        str(p.relative_to(PACKAGE.parent)))]
-    assert not findings, "unsafe deserialization or eval in fedunlearn:\n" + "\n".join(map(str, findings))
+    assert {
+        "data/loading.py",
+        "federated/scenario/loading.py",
+        "sweeps.py",
+        "cli.py",
+    } <= names  # the scan sees the package
+    findings = [
+        f
+        for p in sources
+        for f in scan_source(p.read_text(encoding="utf-8"), str(p.relative_to(PACKAGE.parent)))
+    ]
+    assert not findings, "unsafe deserialization or eval in fedunlearn:\n" + "\n".join(
+        map(str, findings)
+    )
 
 
 PLANTED = {
@@ -223,7 +253,9 @@ def test_scanner_accepts_safe_loading(source: str) -> None:
 def test_scanner_reports_file_and_line(tmp_path: Path) -> None:
     planted = tmp_path / "fedunlearn_like" / "io.py"
     planted.parent.mkdir()
-    planted.write_text("import json\n\n\ndef read(p):\n    import torch\n    return torch.load(p)\n")
+    planted.write_text(
+        "import json\n\n\ndef read(p):\n    import torch\n    return torch.load(p)\n"
+    )
     (finding,) = scan_source(planted.read_text(), str(planted))
     assert str(finding) == f"{planted}:6: torch.load(...) without weights_only=True"
 
@@ -262,7 +294,9 @@ def test_the_trap_archive_would_run_code_if_unpickled(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("key", ["train_labels", "train_images"])
-def test_npz_with_pickled_objects_is_refused_and_never_unpickled(key: str, tmp_path: Path, capsys) -> None:
+def test_npz_with_pickled_objects_is_refused_and_never_unpickled(
+    key: str, tmp_path: Path, capsys
+) -> None:
     from fedunlearn.data import clear_cache
 
     marker = tmp_path / "ran"
@@ -278,11 +312,15 @@ def test_npz_with_pickled_objects_is_refused_and_never_unpickled(key: str, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-def test_scenario_yaml_with_python_tags_is_refused_and_never_constructed(tmp_path: Path, capsys) -> None:
+def test_scenario_yaml_with_python_tags_is_refused_and_never_constructed(
+    tmp_path: Path, capsys
+) -> None:
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.yaml"
-    evil.write_text(f"name: x\nseed: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path "
-                    f"[{str(marker)!r}]]\n")
+    evil.write_text(
+        f"name: x\nseed: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path "
+        f"[{str(marker)!r}]]\n"
+    )
     code = main(["validate", str(evil)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and str(evil) in err, err
@@ -290,7 +328,9 @@ def test_scenario_yaml_with_python_tags_is_refused_and_never_constructed(tmp_pat
 
 
 @pytest.mark.parametrize("where", ["--set", "--grid"])
-def test_override_and_grid_values_with_python_tags_are_never_constructed(where: str, tmp_path: Path, capsys) -> None:
+def test_override_and_grid_values_with_python_tags_are_never_constructed(
+    where: str, tmp_path: Path, capsys
+) -> None:
     """The value is parsed by yaml.safe_load: refused, whatever the message (see tests/test_bad_input.py)."""
     marker = tmp_path / "ran"
     scenario = tmp_path / "s.yaml"
@@ -299,10 +339,18 @@ def test_override_and_grid_values_with_python_tags_are_never_constructed(where: 
     if where == "--set":
         argv = ["validate", str(scenario), "--set", f"seed={value}"]
     else:
-        argv = ["sweep", str(scenario), "--grid", f"seed={value}", "--out", str(tmp_path / "sweep"), "--quiet"]
+        argv = [
+            "sweep",
+            str(scenario),
+            "--grid",
+            f"seed={value}",
+            "--out",
+            str(tmp_path / "sweep"),
+            "--quiet",
+        ]
     try:
         code = main(argv)
-    except Exception:  # noqa: BLE001 - whatever the error, the point here is the marker
+    except Exception:
         code = 1
     capsys.readouterr()
     assert code != 0
@@ -311,7 +359,19 @@ def test_override_and_grid_values_with_python_tags_are_never_constructed(where: 
 
 
 # --------------------------------------------------------------------------- 2. scenario names and paths
-HOSTILE_NAMES = ["../../etc/x", "/abs/path", "a/b", "..", ".", "a\x00b", "a\nb", "x\n", "", "a\\b", "x" * 300]
+HOSTILE_NAMES = [
+    "../../etc/x",
+    "/abs/path",
+    "a/b",
+    "..",
+    ".",
+    "a\x00b",
+    "a\nb",
+    "x\n",
+    "",
+    "a\\b",
+    "x" * 300,
+]
 
 
 def _validation_error(raw: dict) -> str | None:
@@ -331,21 +391,34 @@ def test_hostile_scenario_name_is_rejected(name: str) -> None:
     assert err.startswith("s.yaml: name: bad value ") and "\n" not in err
 
 
-@pytest.mark.parametrize("name", ["quickstart", "paper-dermamnist-20", "bench-erasure-salun-cra", "n0", "x=y",
-                                  "site-leaves-tiny", "v1.2_final"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "quickstart",
+        "paper-dermamnist-20",
+        "bench-erasure-salun-cra",
+        "n0",
+        "x=y",
+        "site-leaves-tiny",
+        "v1.2_final",
+    ],
+)
 def test_ordinary_scenario_names_stay_valid(name: str) -> None:
     """What the name check must keep accepting (shipped configs, tests, bench)."""
     assert _validation_error({"name": name}) is None
 
 
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/abs-escape", "a/b"])
-def test_default_run_dir_stays_in_runs(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
-                                       no_ray) -> None:
+def test_default_run_dir_stays_in_runs(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, no_ray
+) -> None:
     """``fedunlearn run`` without --out: the run folder is one new folder directly in ./runs, or an error."""
     import fedunlearn.federated.simulation as simulation
 
     chosen: list[Path] = []
-    monkeypatch.setattr(simulation, "run_scenario", lambda scenario, out, **kw: chosen.append(Path(out)) or out)
+    monkeypatch.setattr(
+        simulation, "run_scenario", lambda scenario, out, **kw: chosen.append(Path(out)) or out
+    )
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
@@ -359,28 +432,63 @@ def test_default_run_dir_stays_in_runs(name: str, tmp_path: Path, monkeypatch: p
         return
     (out,) = chosen
     resolved = (cwd / out).resolve()
-    assert resolved.parent == (cwd / "runs").resolve(), f"run folder {resolved} is not directly in {cwd / 'runs'}"
+    assert resolved.parent == (cwd / "runs").resolve(), (
+        f"run folder {resolved} is not directly in {cwd / 'runs'}"
+    )
 
 
-HOSTILE_SITE_NAMES = ["..", ".", "a/../../b", "/abs", "a/b", "a\\b", "a\x00", "", " a", "-rf", ".hidden"]
+HOSTILE_SITE_NAMES = [
+    "..",
+    ".",
+    "a/../../b",
+    "/abs",
+    "a/b",
+    "a\\b",
+    "a\x00",
+    "",
+    " a",
+    "-rf",
+    ".hidden",
+]
 
 
 @pytest.mark.parametrize("site", HOSTILE_SITE_NAMES, ids=[repr(s) for s in HOSTILE_SITE_NAMES])
 def test_hostile_site_name_is_rejected(site: str) -> None:
     err = _validation_error({"sites": {"count": 2, "names": ["ok", site]}})
-    assert err == (f"s.yaml: sites.names[1]: bad value {site!r}; allowed: a name of letters, digits, '.', '_', '-', "
-                   "starting with a letter or digit, at most 100 characters (it names a folder)")
+    assert err == (
+        f"s.yaml: sites.names[1]: bad value {site!r}; allowed: a name of letters, digits, '.', '_', '-', "
+        "starting with a letter or digit, at most 100 characters (it names a folder)"
+    )
 
 
 @pytest.mark.parametrize("site", ["a\n", "x" * 300], ids=["trailing-newline", "300-chars"])
 def test_site_name_with_trailing_newline_or_too_long_is_rejected(site: str) -> None:
     err = _validation_error({"sites": {"count": 2, "names": ["ok", site]}})
-    assert err is not None and err.startswith("s.yaml: sites.names[1]: bad value ") and "\n" not in err
+    assert (
+        err is not None and err.startswith("s.yaml: sites.names[1]: bad value ") and "\n" not in err
+    )
 
 
 # --------------------------------------------------------------------------- sweep slugs
-HOSTILE_VALUES = ["../../etc/passwd", "/abs/path", "..", ".", "a/b", "a\\b", "a\x00b", "a\nb", "~root", "$HOME",
-                  "*", "C:\\x", ["..", "/"], {"a": "../b"}, "", "-", "="]
+HOSTILE_VALUES = [
+    "../../etc/passwd",
+    "/abs/path",
+    "..",
+    ".",
+    "a/b",
+    "a\\b",
+    "a\x00b",
+    "a\nb",
+    "~root",
+    "$HOME",
+    "*",
+    "C:\\x",
+    ["..", "/"],
+    {"a": "../b"},
+    "",
+    "-",
+    "=",
+]
 
 
 def _inside(folder: Path, path: Path) -> bool:
@@ -396,9 +504,11 @@ def test_sweep_slug_of_hostile_value_stays_one_folder(key: str, value, tmp_path:
         slug = slugify(assignments)
         assert slug not in ("", ".", "..")
         assert not set(slug) & {"/", "\\", "\x00", "\n", "\r"}, slug
-        for folder, path in ((tmp_path / "runs", tmp_path / "runs" / slug),
-                             (tmp_path / "scenarios", tmp_path / "scenarios" / f"{slug}.yaml"),
-                             (tmp_path / "logs", tmp_path / "logs" / f"{slug}.log")):
+        for folder, path in (
+            (tmp_path / "runs", tmp_path / "runs" / slug),
+            (tmp_path / "scenarios", tmp_path / "scenarios" / f"{slug}.yaml"),
+            (tmp_path / "logs", tmp_path / "logs" / f"{slug}.log"),
+        ):
             assert _inside(folder, path), (slug, path)
 
 
@@ -430,8 +540,9 @@ def _tree(folder: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("size", [28, 64])
-def test_loading_writes_only_the_cache_inside_the_data_root(size: int, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_writes_only_the_cache_inside_the_data_root(
+    size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import warnings
 
     from fedunlearn.data import UnofficialDataWarning, clear_cache, load_dataset
@@ -444,8 +555,11 @@ def test_loading_writes_only_the_cache_inside_the_data_root(size: int, tmp_path:
     monkeypatch.chdir(cwd)
     rng = np.random.default_rng(0)
     name = "dermamnist.npz" if size == 28 else f"dermamnist_{size}.npz"
-    np.savez(root / name, train_images=rng.integers(0, 256, (6, size, size, 3), dtype=np.uint8),
-             train_labels=(np.arange(6) % 7).astype(np.uint8)[:, None])
+    np.savez(
+        root / name,
+        train_images=rng.integers(0, 256, (6, size, size, 3), dtype=np.uint8),
+        train_labels=(np.arange(6) % 7).astype(np.uint8)[:, None],
+    )
     before = _tree(tmp_path)
     clear_cache()
     with warnings.catch_warnings():
@@ -461,6 +575,7 @@ def test_loading_writes_only_the_cache_inside_the_data_root(size: int, tmp_path:
 
 @pytest.fixture(autouse=True)
 def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("FEDUNLEARN_DEBUG", raising=False)  # the CLI would re-raise instead of printing one line
+    monkeypatch.delenv(
+        "FEDUNLEARN_DEBUG", raising=False
+    )  # the CLI would re-raise instead of printing one line
     yield
-

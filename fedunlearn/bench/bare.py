@@ -23,8 +23,15 @@ PAD = 4
 
 def bench_config(batch_size: int = 256) -> TrainConfig:
     """One epoch, SGD lr 0.1 / momentum 0.9 / weight decay 5e-4, constant rate, crop + flip (bf16 on CUDA)."""
-    return TrainConfig(epochs=1, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=batch_size, augment=True,
-                       lr_schedule="constant")
+    return TrainConfig(
+        epochs=1,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        batch_size=batch_size,
+        augment=True,
+        lr_schedule="constant",
+    )
 
 
 def bare_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -47,8 +54,15 @@ def bare_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[bi.to(dev), ci.to(dev), rows.to(dev), cols.to(dev)]
 
 
-def bare_epoch(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, *, augment: bool, seed: int,
-               batch_size: int = 256) -> int:
+def bare_epoch(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    *,
+    augment: bool,
+    seed: int,
+    batch_size: int = 256,
+) -> int:
     """One epoch over float NCHW ``x_all`` (on the model's device); returns the images seen.
 
     On CUDA: bf16 autocast and channels_last batches, like the engine.
@@ -56,7 +70,9 @@ def bare_epoch(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, *, au
     cfg = bench_config(batch_size)
     device = x_all.device
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     w = class_weights(y_all.cpu()).to(device)
     cuda = device.type == "cuda"
     model.train()

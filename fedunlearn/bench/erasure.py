@@ -49,9 +49,19 @@ def erasure_scenario(method: str, data: dict[str, Any], s: ErasureSettings) -> d
         "model": "small-cnn",
         "data": data,
         "sites": {"count": s.sites, "partition": "iid"},
-        "training": {"rounds": s.rounds, "local_epochs": s.local_epochs, "batch_size": s.batch_size, "lr": 0.05},
-        "deletion": {"method": method, "unlearn": {"epochs": s.unlearn_epochs, "batch_size": s.batch_size},
-                     "requests": [{"round": s.rounds, "site": 0, "fraction": FORGET_FRACTION, "mode": "random"}]},
+        "training": {
+            "rounds": s.rounds,
+            "local_epochs": s.local_epochs,
+            "batch_size": s.batch_size,
+            "lr": 0.05,
+        },
+        "deletion": {
+            "method": method,
+            "unlearn": {"epochs": s.unlearn_epochs, "batch_size": s.batch_size},
+            "requests": [
+                {"round": s.rounds, "site": 0, "fraction": FORGET_FRACTION, "mode": "random"}
+            ],
+        },
         "evaluation": {"server_val": False, "operating_points": [0.5]},
     }
 
@@ -67,12 +77,16 @@ def unlearn_cost(run: RunFigures) -> tuple[ErasureCost, float]:
     """The SalUn-CRA run's deletion round: (its cost, the forget-set size)."""
     rounds = run.unlearn_rounds()
     if not rounds:
-        raise FedunlearnError(f"bench: the salun-cra run recorded no unlearning pass; see {run.label}'s events.jsonl")
+        raise FedunlearnError(
+            f"bench: the salun-cra run recorded no unlearning pass; see {run.label}'s events.jsonl"
+        )
     r = rounds[-1]  # the request comes at the last round
     m = run.metrics
     u = m[(m["round"] == r) & (m["phase"] == "unlearn")]
     value = lambda k: float(u.loc[u["metric"] == k, "value"].sum())  # noqa: E731
-    return ErasureCost(run.timing(r, "train"), value("seconds"), value("images")), value("forget_count")
+    return ErasureCost(run.timing(r, "train"), value("seconds"), value("images")), value(
+        "forget_count"
+    )
 
 
 def retrain_cost(run: RunFigures) -> ErasureCost:
@@ -84,8 +98,12 @@ def retrain_cost(run: RunFigures) -> ErasureCost:
     )
 
 
-def erasure_rows(table: BenchTable, pairs: list[tuple[RunFigures, RunFigures]], settings: ErasureSettings,
-                 data_label: str) -> None:
+def erasure_rows(
+    table: BenchTable,
+    pairs: list[tuple[RunFigures, RunFigures]],
+    settings: ErasureSettings,
+    data_label: str,
+) -> None:
     """``pairs`` of (SalUn-CRA run, Retrain run), measured alternately."""
     costs = [(unlearn_cost(s), retrain_cost(f)) for s, f in pairs]
     variant = f"{settings.sites} sites, {data_label}"
@@ -93,16 +111,33 @@ def erasure_rows(table: BenchTable, pairs: list[tuple[RunFigures, RunFigures]], 
     f = [c[1] for c in costs]
     forget = costs[0][0][1]
     add = lambda metric, value, unit: table.add("erasure", variant, metric, value, unit)  # noqa: E731
-    add("erasure_wall_ratio", median(b.wall_s / a.wall_s for a, b in zip(u, f)),
-        "x (Federated Retrain / salun-cra, wall; target >= 10)")
-    add("erasure_images_ratio", median(b.images / a.images for a, b in zip(u, f)),
-        "x (Federated Retrain / salun-cra, images trained on; target >= 10)")
-    add("erasure_compute_ratio", median(b.compute_s / a.compute_s for a, b in zip(u, f)),
-        "x (sum of site compute seconds)")
+    add(
+        "erasure_wall_ratio",
+        median(b.wall_s / a.wall_s for a, b in zip(u, f)),
+        "x (Federated Retrain / salun-cra, wall; target >= 10)",
+    )
+    add(
+        "erasure_images_ratio",
+        median(b.images / a.images for a, b in zip(u, f)),
+        "x (Federated Retrain / salun-cra, images trained on; target >= 10)",
+    )
+    add(
+        "erasure_compute_ratio",
+        median(b.compute_s / a.compute_s for a, b in zip(u, f)),
+        "x (sum of site compute seconds)",
+    )
     add("salun_cra_wall_s", median(a.wall_s for a in u), "s (deletion round, training phase)")
-    add("salun_cra_compute_s", median(a.compute_s for a in u), "s (mask + unlearning loop at the site)")
+    add(
+        "salun_cra_compute_s",
+        median(a.compute_s for a in u),
+        "s (mask + unlearning loop at the site)",
+    )
     add("salun_cra_images", median(a.images for a in u), "images")
-    add("saliency_images", forget, "images (one gradient pass over the forget set, not in salun_cra_images)")
+    add(
+        "saliency_images",
+        forget,
+        "images (one gradient pass over the forget set, not in salun_cra_images)",
+    )
     add("retrain_wall_s", median(b.wall_s for b in f), f"s ({settings.rounds} training phases)")
     add("retrain_compute_s", median(b.compute_s for b in f), "s (sum over sites and rounds)")
     add("retrain_images", median(b.images for b in f), "images")

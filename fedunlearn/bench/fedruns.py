@@ -54,15 +54,23 @@ class RunFigures:
     def timing(self, server_round: int, name: str) -> float:
         """``train``, ``evaluate`` or ``server_eval``: the strategy's wall time of that phase of the round."""
         m = self.metrics
-        sel = m[(m["round"] == server_round) & (m["site"] == "global") & (m["phase"] == "timing")
-                & (m["metric"] == f"{name}_seconds")]
+        sel = m[
+            (m["round"] == server_round)
+            & (m["site"] == "global")
+            & (m["phase"] == "timing")
+            & (m["metric"] == f"{name}_seconds")
+        ]
         return float(sel["value"].iloc[-1]) if len(sel) else math.nan
 
     def site_values(self, server_round: int, phase: str, metric: str) -> list[float]:
         """One value per site of ``phase``/``metric`` in a round (``[]`` when not recorded)."""
         m = self.metrics
-        sel = m[(m["round"] == server_round) & (m["phase"] == phase) & (m["metric"] == metric)
-                & ~m["site"].isin(["global", "pooled"])]
+        sel = m[
+            (m["round"] == server_round)
+            & (m["phase"] == phase)
+            & (m["metric"] == metric)
+            & ~m["site"].isin(["global", "pooled"])
+        ]
         return [float(v) for v in sel["value"]]
 
     def unlearn_rounds(self) -> list[int]:
@@ -87,7 +95,10 @@ def data_megabytes(scenario: Scenario) -> float:
 
     data = scenario_dataset(scenario, quiet=True)
     splits = [s for s in (data.train, data.val, data.test) if s is not None]
-    return sum(s.images.numel() * s.images.element_size() + 2 * s.labels.numel() * 8 for s in splits) / 2**20
+    return (
+        sum(s.images.numel() * s.images.element_size() + 2 * s.labels.numel() * 8 for s in splits)
+        / 2**20
+    )
 
 
 def run_monitored(scenario: Scenario, run_dir: Path, label: str) -> RunFigures:
@@ -102,5 +113,14 @@ def run_monitored(scenario: Scenario, run_dir: Path, label: str) -> RunFigures:
         wall = time.perf_counter() - t0
     peak = status_mb().get("VmHWM", math.nan)
     metrics = pd.read_csv(Path(run_dir) / "metrics.csv", keep_default_na=False, na_values=[""])
-    return RunFigures(label, scenario, metrics, wall, before, peak, was_reset, dict(monitor.peaks),
-                      data_megabytes(scenario))
+    return RunFigures(
+        label,
+        scenario,
+        metrics,
+        wall,
+        before,
+        peak,
+        was_reset,
+        dict(monitor.peaks),
+        data_megabytes(scenario),
+    )

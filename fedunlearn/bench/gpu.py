@@ -37,24 +37,37 @@ from fedunlearn.models import build_model
 BATCH = 256
 
 
-def throughput(model_name: str, size: int, n_images: int, reps: int, device: torch.device) -> dict[str, float]:
+def throughput(
+    model_name: str, size: int, n_images: int, reps: int, device: torch.device
+) -> dict[str, float]:
     """Median images/s of ``engine`` and ``bare`` at ``size`` px, and their ratio."""
     g = torch.Generator().manual_seed(size)
     images = torch.randint(0, 256, (n_images, size, size, 3), dtype=torch.uint8, generator=g)
     labels = (torch.rand(n_images, generator=g) < 0.2).long()
     x_dev = images.to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     y_dev = labels.to(device)
-    phase = Phase("train", images, labels, torch.arange(n_images), WeightedCE(class_weights(labels)))
+    phase = Phase(
+        "train", images, labels, torch.arange(n_images), WeightedCE(class_weights(labels))
+    )
 
     def engine() -> int:
         model = prepare_model(build_model(model_name, seed=0), device)
-        return train(model, [phase], bench_config(BATCH), device=device, generator=torch.Generator().manual_seed(1)).images
+        return train(
+            model,
+            [phase],
+            bench_config(BATCH),
+            device=device,
+            generator=torch.Generator().manual_seed(1),
+        ).images
 
     def bare() -> int:
         model = prepare_model(build_model(model_name, seed=0), device)
         return bare_epoch(model, x_dev, y_dev, augment=True, seed=1, batch_size=BATCH)
 
-    engine(), bare()  # untimed: cuDNN autotuning, allocator, the engine's resident copy of the images
+    (
+        engine(),
+        bare(),
+    )  # untimed: cuDNN autotuning, allocator, the engine's resident copy of the images
     found: dict[str, list[float]] = {"engine": [], "bare": []}
     for _ in range(reps):
         found["engine"].append(images_per_second(engine, device))
@@ -65,26 +78,56 @@ def throughput(model_name: str, size: int, n_images: int, reps: int, device: tor
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fedunlearn.bench.gpu", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m fedunlearn.bench.gpu", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--model", default="resnet18")
     p.add_argument("--sizes", type=int, nargs="+", default=[28, 64])
-    p.add_argument("--images", type=int, default=7007, help="images per epoch (default: DermaMNIST's train split)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=7007,
+        help="images per epoch (default: DermaMNIST's train split)",
+    )
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="folder for gpu_throughput.csv")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{args.model}, {args.images} images/epoch, batch {BATCH}, bf16 autocast + channels_last on CUDA; "
-          f"device {name}; torch {torch.__version__}", flush=True)
+    print(
+        f"{args.model}, {args.images} images/epoch, batch {BATCH}, bf16 autocast + channels_last on CUDA; "
+        f"device {name}; torch {torch.__version__}",
+        flush=True,
+    )
     rows = []
     print(f"{'size':>5} {'engine img/s':>13} {'bare img/s':>11} {'engine/bare':>12}")
     for size in args.sizes:
         r = throughput(args.model, size, args.images, args.reps, device)
         print(f"{size:>5} {r['engine']:>13.0f} {r['bare']:>11.0f} {r['ratio']:>12.3f}", flush=True)
-        rows += [("gpu_throughput", f"{args.model} {size}px", "engine_images_per_s", r["engine"], "images/s (median)"),
-                 ("gpu_throughput", f"{args.model} {size}px", "bare_images_per_s", r["bare"], "images/s (median)"),
-                 ("gpu_throughput", f"{args.model} {size}px", "train_vs_bare_ratio", r["ratio"], "x (target >= 0.9)")]
+        rows += [
+            (
+                "gpu_throughput",
+                f"{args.model} {size}px",
+                "engine_images_per_s",
+                r["engine"],
+                "images/s (median)",
+            ),
+            (
+                "gpu_throughput",
+                f"{args.model} {size}px",
+                "bare_images_per_s",
+                r["bare"],
+                "images/s (median)",
+            ),
+            (
+                "gpu_throughput",
+                f"{args.model} {size}px",
+                "train_vs_bare_ratio",
+                r["ratio"],
+                "x (target >= 0.9)",
+            ),
+        ]
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         with open(Path(args.out) / "gpu_throughput.csv", "w", newline="") as fh:

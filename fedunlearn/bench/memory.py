@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,16 @@ def _real_file(scale: MemoryScale, root: Path | None) -> Path | None:
 def memory_data(scale: MemoryScale, root: Path | None) -> tuple[dict[str, Any], str]:
     """The scenario's ``data`` section for ``scale``, and a label saying what it is."""
     if _real_file(scale, root) is not None:
-        return {"dataset": scale.dataset, "size": 28, "root": str(root)}, f"{scale.dataset} 28px, {scale.n_train} train"
+        return {
+            "dataset": scale.dataset,
+            "size": 28,
+            "root": str(root),
+        }, f"{scale.dataset} 28px, {scale.n_train} train"
     syn = {"n_train": scale.n_train, "n_val": scale.n_val, "n_test": scale.n_test}
-    return {"dataset": "synthetic", "synthetic": syn}, f"synthetic of {scale.dataset}'s size, {scale.n_train} train"
+    return {
+        "dataset": "synthetic",
+        "synthetic": syn,
+    }, f"synthetic of {scale.dataset}'s size, {scale.n_train} train"
 
 
 def memory_scenario(data: dict[str, Any], n_train: int, tag: str) -> dict[str, Any]:
@@ -68,48 +76,95 @@ def memory_scenario(data: dict[str, Any], n_train: int, tag: str) -> dict[str, A
         "seed": 0,
         "model": "small-cnn",
         "data": data,
-        "sites": {"count": 2, "partition": "explicit", "sizes": [share, share], "prevalence": [0.2, 0.2]},
+        "sites": {
+            "count": 2,
+            "partition": "explicit",
+            "sizes": [share, share],
+            "prevalence": [0.2, 0.2],
+        },
         "training": {"rounds": 2, "local_epochs": 1, "batch_size": 64, "lr": 0.05},
         "evaluation": {"server_val": False, "operating_points": [0.5]},
     }
+
+
+def _add_memory(table: BenchTable, label: str, who: str, metric: str, value, unit: str):
+    return table.add("memory", f"{who}, {label}", metric, value, unit)
 
 
 def memory_rows(table: BenchTable, runs: list[tuple[str, RunFigures]]) -> None:
     """Per run: server and largest-actor peaks; across the first and last run: growth per MiB of data."""
     for label, run in runs:
         actor = run.largest_actor()
-        add = lambda who, metric, value, unit: table.add("memory", f"{who}, {label}", metric, value, unit)  # noqa: E731
-        add("server", "peak_rss_mb", run.server_peak_mb, "MiB (VmHWM of this process during the run)")
-        add("server", "rss_growth_mb", run.server_peak_mb - run.server_rss_before_mb, "MiB (peak - RSS before the run)")
+        add = partial(_add_memory, table, label)
+        add(
+            "server",
+            "peak_rss_mb",
+            run.server_peak_mb,
+            "MiB (VmHWM of this process during the run)",
+        )
+        add(
+            "server",
+            "rss_growth_mb",
+            run.server_peak_mb - run.server_rss_before_mb,
+            "MiB (peak - RSS before the run)",
+        )
         add("data", "data_mb", run.data_mb, "MiB (images + labels, every split)")
         if actor is not None:
-            add("client actor", "peak_rss_mb", actor.hwm_mb, "MiB (VmHWM of the largest ClientAppActor)")
+            add(
+                "client actor",
+                "peak_rss_mb",
+                actor.hwm_mb,
+                "MiB (VmHWM of the largest ClientAppActor)",
+            )
             add("client actor", "pss_mb", actor.pss_mb, "MiB (proportional set size)")
-            add("client actor", "private_mb", actor.private_mb, "MiB (pages not shared with any process)")
+            add(
+                "client actor",
+                "private_mb",
+                actor.private_mb,
+                "MiB (pages not shared with any process)",
+            )
             add("client actor", "actors", len(run.actors), "ClientAppActor processes")
     if not any(run.actors for _, run in runs):
-        table.note("memory: no ClientAppActor process was seen below this process (not Linux, or Ray changed "
-                   "its process names); only the server's peak is reported.")
+        table.note(
+            "memory: no ClientAppActor process was seen below this process (not Linux, or Ray changed "
+            "its process names); only the server's peak is reported."
+        )
     if len(runs) < 2:
-        table.note("memory: one dataset size only, so no growth and no shared-or-copied verdict (the full "
-                   "benchmark runs DermaMNIST and PathMNIST sizes). Each actor loads the whole dataset itself.")
+        table.note(
+            "memory: one dataset size only, so no growth and no shared-or-copied verdict (the full "
+            "benchmark runs DermaMNIST and PathMNIST sizes). Each actor loads the whole dataset itself."
+        )
         return
     (lo_label, lo), (hi_label, hi) = runs[0], runs[-1]
     d_data = hi.data_mb - lo.data_mb
     a_lo, a_hi = lo.largest_actor(), hi.largest_actor()
     variant = f"{lo_label} -> {hi_label}"
     table.add("memory", variant, "data_growth_mb", d_data, "MiB")
-    table.add("memory", variant, "server_peak_growth_mb", hi.server_peak_mb - lo.server_peak_mb, "MiB")
+    table.add(
+        "memory", variant, "server_peak_growth_mb", hi.server_peak_mb - lo.server_peak_mb, "MiB"
+    )
     if a_lo is not None and a_hi is not None and d_data > 0:
         per = (a_hi.private_mb - a_lo.private_mb) / d_data
         table.add("memory", variant, "actor_peak_growth_mb", a_hi.hwm_mb - a_lo.hwm_mb, "MiB")
-        table.add("memory", variant, "actor_private_growth_per_data_mb", per,
-                  "MiB private per MiB of data (1 = a private copy per actor, 0 = shared)")
-        verdict = ("copied into every actor (each actor's private memory grows by about the dataset's size)"
-                   if per > 0.5 else "shared read-only between actors (private memory does not follow the data)")
-        table.note(f"memory: data are {verdict}: private actor memory grew {per:.2f} MiB per MiB of data from "
-                   f"{lo_label} to {hi_label}. Each actor (and the server) loads the whole dataset itself "
-                   "(np.load into process memory below 128 px; memory-mapped, so shared via the page cache, at "
-                   "128 and 224 px).")
+        table.add(
+            "memory",
+            variant,
+            "actor_private_growth_per_data_mb",
+            per,
+            "MiB private per MiB of data (1 = a private copy per actor, 0 = shared)",
+        )
+        verdict = (
+            "copied into every actor (each actor's private memory grows by about the dataset's size)"
+            if per > 0.5
+            else "shared read-only between actors (private memory does not follow the data)"
+        )
+        table.note(
+            f"memory: data are {verdict}: private actor memory grew {per:.2f} MiB per MiB of data from "
+            f"{lo_label} to {hi_label}. Each actor (and the server) loads the whole dataset itself "
+            "(np.load into process memory below 128 px; memory-mapped, so shared via the page cache, at "
+            "128 and 224 px)."
+        )
     if not (math.isfinite(hi.server_peak_mb) and hi.server_peak_reset):
-        table.note("memory: the server's VmHWM could not be reset before a run; its peak includes earlier work.")
+        table.note(
+            "memory: the server's VmHWM could not be reset before a run; its peak includes earlier work."
+        )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fedunlearn.bench.fedruns import RunFigures
@@ -37,7 +38,10 @@ def overhead_scenario(sites: int, rounds: int, shard: int) -> dict[str, Any]:
         "name": f"bench-overhead-{sites}",
         "seed": 0,
         "model": "small-cnn",
-        "data": {"dataset": "synthetic", "synthetic": {"n_train": shard * sites, "n_val": 8 * sites, "n_test": 64}},
+        "data": {
+            "dataset": "synthetic",
+            "synthetic": {"n_train": shard * sites, "n_val": 8 * sites, "n_test": 64},
+        },
         "sites": {"count": sites, "partition": "iid"},
         "training": {"rounds": rounds, "local_epochs": 1, "batch_size": 32, "lr": 0.05},
         "evaluation": {"server_val": False, "operating_points": [0.5]},
@@ -66,7 +70,8 @@ class RoundOverhead:
     def net(self) -> float:
         a = max(self.actors, 1)
         return (self.train_wall - max(self.train_max, self.train_sum / a)) + (
-            self.eval_wall - max(self.eval_max, self.eval_sum / a))
+            self.eval_wall - max(self.eval_max, self.eval_sum / a)
+        )
 
 
 def round_overheads(run: RunFigures) -> list[RoundOverhead]:
@@ -80,11 +85,21 @@ def round_overheads(run: RunFigures) -> list[RoundOverhead]:
         evals = run.site_values(r, "evaluate", "seconds")
         if not train or math.isnan(run.timing(r, "train")):
             continue
-        out.append(RoundOverhead(
-            sites=run.sites, server_round=r, train_wall=run.timing(r, "train"), eval_wall=run.timing(r, "evaluate"),
-            server_eval=run.timing(r, "server_eval"), train_max=max(train), train_sum=sum(train),
-            eval_max=max(evals, default=0.0), eval_sum=sum(evals), actors=run.n_actors, eval_recorded=bool(evals),
-        ))
+        out.append(
+            RoundOverhead(
+                sites=run.sites,
+                server_round=r,
+                train_wall=run.timing(r, "train"),
+                eval_wall=run.timing(r, "evaluate"),
+                server_eval=run.timing(r, "server_eval"),
+                train_max=max(train),
+                train_sum=sum(train),
+                eval_max=max(evals, default=0.0),
+                eval_sum=sum(evals),
+                actors=run.n_actors,
+                eval_recorded=bool(evals),
+            )
+        )
     return out
 
 
@@ -100,14 +115,24 @@ def overhead_rows(table: BenchTable, runs: list[RunFigures]) -> None:
         rs = by_sites[sites]
         recorded &= all(r.eval_recorded for r in rs)
         medians[sites] = median(r.overhead for r in rs)
-        add = lambda metric, value, unit: table.add("round_overhead", sites, metric, value, unit)  # noqa: E731
+        add = partial(table.add, "round_overhead", sites)
         add("round_overhead_s", medians[sites], "s per round (median; target < 0.5 at 8 sites)")
-        add("round_overhead_net_s", median(r.net for r in rs), "s per round (median, actors packed)")
+        add(
+            "round_overhead_net_s", median(r.net for r in rs), "s per round (median, actors packed)"
+        )
         add("train_wall_s", median(r.train_wall for r in rs), "s per round (median)")
         add("evaluate_wall_s", median(r.eval_wall for r in rs), "s per round (median)")
         add("client_train_max_s", median(r.train_max for r in rs), "s (median of the longest site)")
-        add("client_evaluate_max_s", median(r.eval_max for r in rs), "s (median of the longest site)")
-        add("server_eval_s", median(r.server_eval for r in rs), "s per round (median, apart from the overhead)")
+        add(
+            "client_evaluate_max_s",
+            median(r.eval_max for r in rs),
+            "s (median of the longest site)",
+        )
+        add(
+            "server_eval_s",
+            median(r.server_eval for r in rs),
+            "s per round (median, apart from the overhead)",
+        )
         add("actors", rs[0].actors, "client actor processes")
         add("rounds_measured", len(rs), "rounds (>= 2, no unlearning) over every run")
     table.add("round_overhead", "", "client_evaluate_seconds_recorded", int(recorded), "bool")
@@ -115,8 +140,13 @@ def overhead_rows(table: BenchTable, runs: list[RunFigures]) -> None:
         lo, hi = min(medians), max(medians)
         if medians[lo] > 0 and medians[hi] > 0:
             exponent = math.log(medians[hi] / medians[lo]) / math.log(hi / lo)
-            table.add("round_overhead", f"{lo}-{hi}", "overhead_growth_exponent", exponent,
-                      "d log(overhead) / d log(sites) (1 = linear; target <= 1)")
+            table.add(
+                "round_overhead",
+                f"{lo}-{hi}",
+                "overhead_growth_exponent",
+                exponent,
+                "d log(overhead) / d log(sites) (1 = linear; target <= 1)",
+            )
     table.note(
         "round_overhead_s = (train-phase wall - longest site's train seconds) + (evaluate-phase wall - longest "
         "site's evaluate seconds), per round from round 2, rounds with an unlearning pass left out, median; "

@@ -40,11 +40,16 @@ def status_mb(pid: int | str = "self") -> dict[str, float]:
 
 def sharing_mb(pid: int | str = "self") -> dict[str, float]:
     """``Rss``, ``Pss`` and private (``Private_Clean`` + ``Private_Dirty``) memory, in MiB."""
-    f = _kb_fields(_PROC / str(pid) / "smaps_rollup", ("Rss", "Pss", "Private_Clean", "Private_Dirty"))
+    f = _kb_fields(
+        _PROC / str(pid) / "smaps_rollup", ("Rss", "Pss", "Private_Clean", "Private_Dirty")
+    )
     if not f:
         return {}
-    return {"rss": f.get("Rss", 0.0), "pss": f.get("Pss", 0.0),
-            "private": f.get("Private_Clean", 0.0) + f.get("Private_Dirty", 0.0)}
+    return {
+        "rss": f.get("Rss", 0.0),
+        "pss": f.get("Pss", 0.0),
+        "private": f.get("Private_Clean", 0.0) + f.get("Private_Dirty", 0.0),
+    }
 
 
 def reset_peak(pid: int | str = "self") -> bool:
@@ -79,7 +84,12 @@ def descendants(root: int) -> list[int]:
 
 def cmdline(pid: int) -> str:
     try:
-        return (_PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            (_PROC / str(pid) / "cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+        )
     except OSError:
         return ""
 

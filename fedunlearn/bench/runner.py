@@ -43,22 +43,43 @@ class BenchSettings:
 
     @classmethod
     def full(cls) -> BenchSettings:
-        return cls(quick=False, throughput_images=None, throughput_reps=3, overhead_sites=(2, 8, 32),
-                   overhead_rounds=5, overhead_reps=1, overhead_shard=64,
-                   erasure=ErasureSettings(sites=4, rounds=10, local_epochs=2, unlearn_epochs=5), erasure_pairs=1,
-                   memory_scales=True)
+        return cls(
+            quick=False,
+            throughput_images=None,
+            throughput_reps=3,
+            overhead_sites=(2, 8, 32),
+            overhead_rounds=5,
+            overhead_reps=1,
+            overhead_shard=64,
+            erasure=ErasureSettings(sites=4, rounds=10, local_epochs=2, unlearn_epochs=5),
+            erasure_pairs=1,
+            memory_scales=True,
+        )
 
     @classmethod
     def smoke(cls) -> BenchSettings:
-        return cls(quick=True, throughput_images=512, throughput_reps=1, overhead_sites=(), overhead_rounds=3,
-                   overhead_reps=1, overhead_shard=32,
-                   erasure=ErasureSettings(sites=4, rounds=3, local_epochs=1, unlearn_epochs=1, batch_size=32),
-                   erasure_pairs=1, memory_scales=False)
+        return cls(
+            quick=True,
+            throughput_images=512,
+            throughput_reps=1,
+            overhead_sites=(),
+            overhead_rounds=3,
+            overhead_reps=1,
+            overhead_shard=32,
+            erasure=ErasureSettings(
+                sites=4, rounds=3, local_epochs=1, unlearn_epochs=1, batch_size=32
+            ),
+            erasure_pairs=1,
+            memory_scales=False,
+        )
 
 
 def _erasure_data(data_root: Path | None, quick: bool) -> tuple[dict[str, Any], str]:
     if quick:
-        return {"dataset": "synthetic", "synthetic": {"n_train": 256, "n_val": 64, "n_test": 64}}, "synthetic 256 train"
+        return {
+            "dataset": "synthetic",
+            "synthetic": {"n_train": 256, "n_val": 64, "n_test": 64},
+        }, "synthetic 256 train"
     if data_root is not None and (Path(data_root) / "dermamnist.npz").is_file():
         return {"dataset": "dermamnist", "size": 28, "root": str(data_root)}, "dermamnist 28px"
     syn = {"n_train": DERMA.n_train, "n_val": DERMA.n_val, "n_test": DERMA.n_test}
@@ -80,22 +101,30 @@ class _Runs:
         return fig
 
 
-def run_bench(settings: BenchSettings, out: Path, data_root: Path | None = None,
-              progress: Progress | None = None) -> BenchTable:
+def run_bench(
+    settings: BenchSettings,
+    out: Path,
+    data_root: Path | None = None,
+    progress: Progress | None = None,
+) -> BenchTable:
     """Run every benchmark, write ``OUT/bench.csv`` and ``OUT/bench.txt``; returns the table."""
     from fedunlearn.data import UnofficialDataWarning, clear_cache
 
     progress = progress or Progress()
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise FedunlearnError(f"bench output directory {out} is not empty; pass another --out or remove it")
+        raise FedunlearnError(
+            f"bench output directory {out} is not empty; pass another --out or remove it"
+        )
     out.mkdir(parents=True, exist_ok=True)
     table = BenchTable()
     machine_rows(table, "start")
     t0 = time.perf_counter()
     runs = _Runs(out, progress)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnofficialDataWarning)  # the manifest of each run records the MD5
+        warnings.simplefilter(
+            "ignore", UnofficialDataWarning
+        )  # the manifest of each run records the MD5
 
         progress("(a) local training throughput")
         data = load_throughput_data(data_root, settings.throughput_images)
@@ -109,7 +138,15 @@ def run_bench(settings: BenchSettings, out: Path, data_root: Path | None = None,
             mem = []
             for scale in (DERMA, PATH):
                 section, label = memory_data(scale, data_root)
-                mem.append((label, runs(memory_scenario(section, scale.n_train, scale.dataset), f"memory: {label}")))
+                mem.append(
+                    (
+                        label,
+                        runs(
+                            memory_scenario(section, scale.n_train, scale.dataset),
+                            f"memory: {label}",
+                        ),
+                    )
+                )
             memory_rows(table, mem)
 
         overhead_runs: list[RunFigures] = []
@@ -117,7 +154,9 @@ def run_bench(settings: BenchSettings, out: Path, data_root: Path | None = None,
             progress(f"(b) round overhead at {', '.join(map(str, settings.overhead_sites))} sites")
             for _ in range(settings.overhead_reps):
                 for sites in settings.overhead_sites:
-                    raw = overhead_scenario(sites, settings.overhead_rounds, settings.overhead_shard)
+                    raw = overhead_scenario(
+                        sites, settings.overhead_rounds, settings.overhead_shard
+                    )
                     overhead_runs.append(runs(raw, f"overhead: {sites} sites"))
 
         progress("(c) cost of erasure: salun-cra vs Federated Retrain")
@@ -138,7 +177,9 @@ def run_bench(settings: BenchSettings, out: Path, data_root: Path | None = None,
     machine_rows(table, "end")
     table.add("machine", "", "bench_wall_s", time.perf_counter() - t0, "s")
     if settings.quick:
-        table.note("--quick: tiny sizes for a smoke test; the figures are not the benchmark's. Round overhead and "
-                   "memory come from the two erasure runs (4 sites, synthetic).")
+        table.note(
+            "--quick: tiny sizes for a smoke test; the figures are not the benchmark's. Round overhead and "
+            "memory come from the two erasure runs (4 sites, synthetic)."
+        )
     table.write(out)
     return table

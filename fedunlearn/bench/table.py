@@ -57,7 +57,9 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
 
 
-def interleaved(variants: Sequence[tuple[str, Callable[[], float]]], reps: int) -> dict[str, list[float]]:
+def interleaved(
+    variants: Sequence[tuple[str, Callable[[], float]]], reps: int
+) -> dict[str, list[float]]:
     """Run ``A B C A B C ...`` ``reps`` times; each callable returns one measurement.
 
     Interleaving spreads any slow spell of a shared machine over every variant,

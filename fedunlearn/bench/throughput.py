@@ -55,7 +55,9 @@ class ThroughputData:
 
 def _sgd(model: nn.Module) -> torch.optim.Optimizer:
     c = bench_config(BATCH)
-    return torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+    )
 
 
 def load_throughput_data(data_root: Path | None, n_images: int | None) -> ThroughputData:
@@ -71,13 +73,17 @@ def load_throughput_data(data_root: Path | None, n_images: int | None) -> Throug
         root: Path | None = Path(data_root)
         source = "dermamnist-28"
     else:
-        split = load_dataset("synthetic", synthetic=SyntheticSpec(n_train=n_images or DERMA_TRAIN, n_val=2, n_test=2)).train
+        split = load_dataset(
+            "synthetic", synthetic=SyntheticSpec(n_train=n_images or DERMA_TRAIN, n_val=2, n_test=2)
+        ).train
         root, source = None, "synthetic-28"
     n = min(len(split), n_images or len(split))
     return ThroughputData(split.images[:n], split.labels[:n], root, source)
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> None:
+def _step(
+    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+) -> None:
     loss = F.cross_entropy(model(x), y, weight=w)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -121,7 +127,9 @@ class PilPerItemDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         from PIL import Image
 
-        return self.transform(Image.fromarray(self.images[index])), self.target_transform(self.labels[index])
+        return self.transform(Image.fromarray(self.images[index])), self.target_transform(
+            self.labels[index]
+        )
 
 
 def _binary_target(label: np.ndarray) -> int:
@@ -136,12 +144,20 @@ def medmnist_loader(data: ThroughputData, seed: int) -> tuple[torch.utils.data.D
     if data.medmnist_root is not None:
         import medmnist  # imports torch.utils.data and PIL only (no torchvision)
 
-        ds = medmnist.DermaMNIST(split="train", root=str(data.medmnist_root), size=28, transform=transform,
-                                 target_transform=_binary_target)
+        ds = medmnist.DermaMNIST(
+            split="train",
+            root=str(data.medmnist_root),
+            size=28,
+            transform=transform,
+            target_transform=_binary_target,
+        )
         try:
             n_file = len(ds)  # medmnist asserts the official count here
         except AssertionError:
-            ds, name = None, "pil-per-item Dataset (built here; medmnist.DermaMNIST refused the file)+DataLoader"
+            ds, name = (
+                None,
+                "pil-per-item Dataset (built here; medmnist.DermaMNIST refused the file)+DataLoader",
+            )
         else:
             name = "medmnist.DermaMNIST+DataLoader"
             if len(data.labels) < n_file:
@@ -149,7 +165,9 @@ def medmnist_loader(data: ThroughputData, seed: int) -> tuple[torch.utils.data.D
     if ds is None:
         ds = PilPerItemDataset(data.images.numpy(), data.labels.numpy(), transform, int)
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0, generator=g), name
+    return torch.utils.data.DataLoader(
+        ds, batch_size=BATCH, shuffle=True, num_workers=0, generator=g
+    ), name
 
 
 def medmnist_epoch(model: nn.Module, data: ThroughputData, seed: int) -> int:
@@ -165,9 +183,20 @@ def medmnist_epoch(model: nn.Module, data: ThroughputData, seed: int) -> int:
 
 # --------------------------------------------------------------------------- the benchmark
 def engine_epoch(model: nn.Module, data: ThroughputData, seed: int) -> int:
-    phase = Phase("train", data.images, data.labels, torch.arange(len(data.labels)),
-                  WeightedCE(class_weights(data.labels)))
-    stats = train(model, [phase], bench_config(BATCH), device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
+    phase = Phase(
+        "train",
+        data.images,
+        data.labels,
+        torch.arange(len(data.labels)),
+        WeightedCE(class_weights(data.labels)),
+    )
+    stats = train(
+        model,
+        [phase],
+        bench_config(BATCH),
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(seed),
+    )
     return stats.images
 
 
@@ -185,8 +214,19 @@ def _data_only(fn: Callable[[], int]) -> Callable[[], float]:
 def _engine_batches(data: ThroughputData, seed: int) -> int:
     g = torch.Generator().manual_seed(seed)
     idx = torch.arange(len(data.labels))
-    return sum(len(y) for _, y, _ in iterate_batches(data.images, data.labels, idx, BATCH, device=torch.device("cpu"),
-                                                     generator=g, shuffle=True, augment=True))
+    return sum(
+        len(y)
+        for _, y, _ in iterate_batches(
+            data.images,
+            data.labels,
+            idx,
+            BATCH,
+            device=torch.device("cpu"),
+            generator=g,
+            shuffle=True,
+            augment=True,
+        )
+    )
 
 
 def _loader_batches(data: ThroughputData, seed: int) -> int:
@@ -208,42 +248,90 @@ def _timed(fn: Callable[[nn.Module], int]) -> Callable[[], float]:
 
 def run_throughput(table: BenchTable, data: ThroughputData, reps: int) -> None:
     """Interleaved epochs of every variant; medians of images/s and the two ratios."""
-    x_float = data.images.permute(0, 3, 1, 2).float().div(255.0).contiguous()  # the bare loop's input, made once
+    x_float = (
+        data.images.permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    )  # the bare loop's input, made once
     _, medmnist_name = medmnist_loader(data, 0)
     variants = [
         ("engine", _timed(lambda m: engine_epoch(m, data, 1))),
         ("bare", _timed(lambda m: bare_epoch(m, x_float, data.labels, augment=True, seed=1))),
-        ("bare-noaug", _timed(lambda m: bare_epoch(m, x_float, data.labels, augment=False, seed=1))),
+        (
+            "bare-noaug",
+            _timed(lambda m: bare_epoch(m, x_float, data.labels, augment=False, seed=1)),
+        ),
         (medmnist_name, _timed(lambda m: medmnist_epoch(m, data, 1))),
     ]
     warm = ThroughputData(data.images[:BATCH], data.labels[:BATCH], None, data.source)
-    engine_epoch(build_model("small-cnn", seed=0), warm, 0)  # first-call costs (allocator, kernels) off the clock
-    bare_epoch(build_model("small-cnn", seed=0), x_float[:BATCH], data.labels[:BATCH], augment=True, seed=0)
+    engine_epoch(
+        build_model("small-cnn", seed=0), warm, 0
+    )  # first-call costs (allocator, kernels) off the clock
+    bare_epoch(
+        build_model("small-cnn", seed=0), x_float[:BATCH], data.labels[:BATCH], augment=True, seed=0
+    )
     found = interleaved(variants, reps)
     rate = {name: median(v) for name, v in found.items()}
     variant = f"{data.source}, {len(data.labels)} images"
-    for name, values in found.items():
+    for name, _values in found.items():
         table.add("train_throughput", name, "images_per_s", rate[name], "images/s (median)")
-        table.add("train_throughput", name, "seconds_per_epoch", len(data.labels) / rate[name], "s (median)")
-    table.add("train_throughput", variant, "train_vs_bare_ratio", rate["engine"] / rate["bare"],
-              "x (engine / bare, same augmentation; target >= 0.9)")
-    table.add("train_throughput", variant, "train_vs_bare_noaug_ratio", rate["engine"] / rate["bare-noaug"],
-              "x (engine with augmentation / bare without)")
-    table.add("train_throughput", variant, "train_vs_medmnist_loader_ratio", rate["engine"] / rate[medmnist_name],
-              "x (engine / MedMNIST pipeline; target >= 3)")
+        table.add(
+            "train_throughput",
+            name,
+            "seconds_per_epoch",
+            len(data.labels) / rate[name],
+            "s (median)",
+        )
+    table.add(
+        "train_throughput",
+        variant,
+        "train_vs_bare_ratio",
+        rate["engine"] / rate["bare"],
+        "x (engine / bare, same augmentation; target >= 0.9)",
+    )
+    table.add(
+        "train_throughput",
+        variant,
+        "train_vs_bare_noaug_ratio",
+        rate["engine"] / rate["bare-noaug"],
+        "x (engine with augmentation / bare without)",
+    )
+    table.add(
+        "train_throughput",
+        variant,
+        "train_vs_medmnist_loader_ratio",
+        rate["engine"] / rate[medmnist_name],
+        "x (engine / MedMNIST pipeline; target >= 3)",
+    )
     table.add("train_throughput", variant, "repetitions", reps, "epochs per variant, interleaved")
-    data_rates = {name: median(v) for name, v in interleaved([
-        ("engine iterate_batches", _data_only(lambda: _engine_batches(data, 2))),
-        (medmnist_name, _data_only(lambda: _loader_batches(data, 2))),
-    ], reps).items()}
+    data_rates = {
+        name: median(v)
+        for name, v in interleaved(
+            [
+                ("engine iterate_batches", _data_only(lambda: _engine_batches(data, 2))),
+                (medmnist_name, _data_only(lambda: _loader_batches(data, 2))),
+            ],
+            reps,
+        ).items()
+    }
     for name, r in data_rates.items():
-        table.add("data_pipeline", name, "images_per_s", r, "images/s (median, batches only, no model)")
-    table.add("data_pipeline", variant, "data_vs_medmnist_loader_ratio",
-              data_rates["engine iterate_batches"] / data_rates[medmnist_name], "x (batches with augmentation, no model)")
+        table.add(
+            "data_pipeline", name, "images_per_s", r, "images/s (median, batches only, no model)"
+        )
+    table.add(
+        "data_pipeline",
+        variant,
+        "data_vs_medmnist_loader_ratio",
+        data_rates["engine iterate_batches"] / data_rates[medmnist_name],
+        "x (batches with augmentation, no model)",
+    )
     table.note(
-        f"train_throughput: {data.source} = " + ("the DermaMNIST 28 px train split under --data-root"
-        if data.medmnist_root is not None else "synthetic lesions of DermaMNIST's train size (no dermamnist.npz "
-        "under --data-root), so the MedMNIST pipeline runs over a PIL-per-item Dataset built here") + ". "
+        f"train_throughput: {data.source} = "
+        + (
+            "the DermaMNIST 28 px train split under --data-root"
+            if data.medmnist_root is not None
+            else "synthetic lesions of DermaMNIST's train size (no dermamnist.npz "
+            "under --data-root), so the MedMNIST pipeline runs over a PIL-per-item Dataset built here"
+        )
+        + ". "
         "One epoch per measurement, variants interleaved (engine, bare, bare-noaug, MedMNIST) "
         f"{reps}x, median images/s; fresh small-cnn (seed 0) each time, batch {BATCH}, SGD, weighted CE, CPU. "
         "bare = plain torch loop over float NCHW tensors made once before timing, augmentation (4 px padded crop + "

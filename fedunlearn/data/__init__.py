@@ -12,7 +12,13 @@ from .loading import (
     load_dataset,
     resolve_root,
 )
-from .partition import PARTITION_NAMES, PARTITIONERS, get_partitioner, partition, register_partitioner
+from .partition import (
+    PARTITION_NAMES,
+    PARTITIONERS,
+    get_partitioner,
+    partition,
+    register_partitioner,
+)
 from .specs import DATASET_NAMES, DATASETS, SIZES, DataError, DatasetSpec, get_dataset_spec
 from .synthetic import SyntheticSpec, make_synthetic
 

@@ -84,7 +84,10 @@ def fetch(
         digest = hashlib.md5(usedforsecurity=False)
         try:
             # the URL comes from medmnist.INFO or from the user
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source, timeout=timeout) as response:  # noqa: S310
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(source, timeout=timeout) as response,
+            ):
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     digest.update(chunk)
                     out.write(chunk)

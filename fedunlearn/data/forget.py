@@ -45,7 +45,9 @@ class ForgetSpec:
         if not 0.0 < float(self.fraction) <= 1.0:
             raise ValueError(f"forget fraction must be in (0, 1], got {self.fraction}")
         if self.mode not in FORGET_MODES:
-            raise ValueError(f"unknown forget mode {self.mode!r}; valid modes: {', '.join(FORGET_MODES)}")
+            raise ValueError(
+                f"unknown forget mode {self.mode!r}; valid modes: {', '.join(FORGET_MODES)}"
+            )
         if not 0.5 <= float(self.skew) <= 1.0:
             raise ValueError(f"forget skew must be in [0.5, 1], got {self.skew}")
 
@@ -108,5 +110,7 @@ def select_forget(labels: torch.Tensor, spec: ForgetSpec) -> torch.Tensor:
             take_ben, take_mal = _split_counts(k, k - wanted_mal, n_ben, n_mal)
         else:
             take_mal, take_ben = _split_counts(k, wanted_mal, n_mal, n_ben)
-        chosen = torch.cat([_take(malignant, take_mal, generator), _take(benign, take_ben, generator)])
+        chosen = torch.cat(
+            [_take(malignant, take_mal, generator), _take(benign, take_ben, generator)]
+        )
     return torch.sort(chosen).values.to(torch.int64)

@@ -130,12 +130,19 @@ def _check_images(array: np.ndarray, key: str, size: int, path: Path) -> np.ndar
     expected = f"uint8 (N, {size}, {size}, 3) (or (N, {size}, {size}) grayscale)"
     if array.ndim == 3 and array.shape[1:] == (size, size):
         array = array[..., None]
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1:3] != (size, size) or array.shape[3] not in (1, 3):
+    if (
+        array.dtype != np.uint8
+        or array.ndim != 4
+        or array.shape[1:3] != (size, size)
+        or array.shape[3] not in (1, 3)
+    ):
         raise DataError(f"{path}: {key} is {array.dtype} {array.shape}; expected {expected}")
     return array
 
 
-def _check_labels(array: np.ndarray, key: str, n_images: int, spec: DatasetSpec, path: Path) -> np.ndarray:
+def _check_labels(
+    array: np.ndarray, key: str, n_images: int, spec: DatasetSpec, path: Path
+) -> np.ndarray:
     shape = array.shape
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -248,7 +255,9 @@ def _read_splits(
                 continue
             if len(present) == 1:
                 absent = label_key if present[0] == image_key else image_key
-                raise DataError(f"{path} has {present[0]} but no {absent}; expected both for the {split} split")
+                raise DataError(
+                    f"{path} has {present[0]} but no {absent}; expected both for the {split} split"
+                )
             try:
                 raw_labels = archive[label_key]
                 raw_images = _images(archive, path, image_key, cache_dir, size)
@@ -257,7 +266,9 @@ def _read_splits(
             images = _check_images(raw_images, image_key, size, path)
             source = _check_labels(raw_labels, label_key, images.shape[0], spec, path)
             if split == "train" and images.shape[0] == 0:
-                raise DataError(f"{path}: train_images is empty; expected at least one training image")
+                raise DataError(
+                    f"{path}: train_images is empty; expected at least one training image"
+                )
             splits[split] = ImageSplit(
                 images=_to_tensor(images),
                 labels=torch.from_numpy(spec.binarise(source)),
@@ -312,7 +323,9 @@ def load_dataset(
     """
     key = str(name).strip().lower()
     if key == "synthetic":
-        return _synthetic.make_synthetic(synthetic if synthetic is not None else SyntheticSpec(size=size))
+        return _synthetic.make_synthetic(
+            synthetic if synthetic is not None else SyntheticSpec(size=size)
+        )
     spec = get_dataset_spec(key)
     filename = spec.filename(size)
     size = int(size)
@@ -323,7 +336,9 @@ def load_dataset(
     try:
         md5 = file_md5(path)
     except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror or exc}); check its permissions") from exc
+        raise DataError(
+            f"cannot read {path} ({exc.strerror or exc}); check its permissions"
+        ) from exc
     official_md5 = spec.md5(size)
     cache_key = (*_stat_key(path), spec.name, size)
     with _LOCK:
@@ -335,7 +350,9 @@ def load_dataset(
     official = md5 == official_md5
     notes: list[str] = []
     if not official:
-        notes.append(f"md5 {md5} differs from the official {official_md5}: not the official {filename}")
+        notes.append(
+            f"md5 {md5} differs from the official {official_md5}: not the official {filename}"
+        )
     if missing:
         notes.append(f"no {' or '.join(missing)} split in the file")
     for split_name, split in splits.items():

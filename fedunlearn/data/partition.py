@@ -15,8 +15,8 @@ Study", ICDE 2022 (quantity skew).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +24,12 @@ import torch
 from fedunlearn.registry import Registry
 
 __all__ = [
-    "PARTITIONERS", "PARTITIONER_REGISTRY", "PARTITION_NAMES", "Partitioner", "get_partitioner", "partition",
+    "PARTITIONERS",
+    "PARTITIONER_REGISTRY",
+    "PARTITION_NAMES",
+    "Partitioner",
+    "get_partitioner",
+    "partition",
     "register_partitioner",
 ]
 
@@ -44,12 +49,18 @@ def get_partitioner(name: str) -> Partitioner:
 
 
 def _weights(values: Any, n_sites: int, param: str, *, allow_zero: bool = False) -> np.ndarray:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray | torch.Tensor):
+    if isinstance(values, (str, bytes)) or not isinstance(
+        values, Sequence | np.ndarray | torch.Tensor
+    ):
         raise ValueError(f"{param} must be a list of {n_sites} numbers, got {values!r}")
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.shape[0] != n_sites:
         raise ValueError(f"{param} must have one entry per site ({n_sites}), got {array.shape[0]}")
-    if not np.all(np.isfinite(array)) or np.any(array < 0) or (not allow_zero and np.any(array == 0)):
+    if (
+        not np.all(np.isfinite(array))
+        or np.any(array < 0)
+        or (not allow_zero and np.any(array == 0))
+    ):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{param} must hold {kind} finite numbers, got {list(array)}")
     return array
@@ -171,14 +182,19 @@ def explicit(
     """
     fractions = _weights(sizes, n_sites, "sizes")
     if fractions.sum() > 1.0 + 1e-9:
-        raise ValueError(f"sizes must sum to at most 1 (fractions of the split), got {fractions.sum():.6g}")
+        raise ValueError(
+            f"sizes must sum to at most 1 (fractions of the split), got {fractions.sum():.6g}"
+        )
     shares = _weights(prevalence, n_sites, "prevalence", allow_zero=True)
     if np.any(shares > 1):
         raise ValueError(f"prevalence must hold shares in [0, 1], got {list(shares)}")
     if not np.all(np.isin(labels, (0, 1))):
         raise ValueError("explicit partition needs binary labels (0 benign, 1 malignant)")
     n = labels.shape[0]
-    pools = {1: rng.permutation(np.flatnonzero(labels == 1)), 0: rng.permutation(np.flatnonzero(labels == 0))}
+    pools = {
+        1: rng.permutation(np.flatnonzero(labels == 1)),
+        0: rng.permutation(np.flatnonzero(labels == 0)),
+    }
     used = {1: 0, 0: 0}
     names = {1: "malignant", 0: "benign"}
     sites: list[np.ndarray] = []
@@ -235,7 +251,11 @@ def partition(
     fn = get_partitioner(scheme)
     if isinstance(n_sites, bool) or not isinstance(n_sites, (int, np.integer)) or n_sites < 1:
         raise ValueError(f"n_sites must be an integer >= 1, got {n_sites!r}")
-    accepted = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    accepted = [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
     for name in params:
         if name not in accepted:
             raise ValueError(
@@ -243,7 +263,11 @@ def partition(
                 f"it accepts: {', '.join(accepted) or 'none'}"
             )
     for p in inspect.signature(fn).parameters.values():
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty and p.name not in params:
+        if (
+            p.kind is inspect.Parameter.KEYWORD_ONLY
+            and p.default is inspect.Parameter.empty
+            and p.name not in params
+        ):
             raise ValueError(f"scheme {scheme!r} needs the parameter {p.name!r}")
     tensor = torch.as_tensor(labels)
     if tensor.dim() != 1:

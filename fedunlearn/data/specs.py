@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _medmnist_info() -> Mapping[str, Mapping[str, Any]]:
                 module = importlib.util.module_from_spec(spec)
                 try:
                     spec.loader.exec_module(module)
-                except Exception:  # noqa: BLE001 - fall back to the package import below
+                except Exception:
                     module = None
             break
     if module is None or not hasattr(module, "INFO"):
@@ -96,7 +97,11 @@ class DatasetSpec:
         return len(self.class_names)
 
     def _check_size(self, size: int) -> int:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or int(size) not in SIZES:
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or int(size) not in SIZES
+        ):
             raise DataError(
                 f"{self.name}: image size {size!r} is not published; "
                 f"choose one of {', '.join(map(str, SIZES))}"
@@ -142,7 +147,12 @@ def _spec_from_info(name: str, malignant: set[int]) -> DatasetSpec:
     labels = info["label"]
     class_names = tuple(str(labels[str(i)]) for i in range(len(labels)))
     n_samples = MappingProxyType({str(k): int(v) for k, v in info["n_samples"].items()})
-    return DatasetSpec(name=name, malignant_labels=frozenset(malignant), class_names=class_names, n_samples=n_samples)
+    return DatasetSpec(
+        name=name,
+        malignant_labels=frozenset(malignant),
+        class_names=class_names,
+        n_samples=n_samples,
+    )
 
 
 DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(

@@ -60,7 +60,11 @@ class ImageSplit:
     def subset(self, index: torch.Tensor) -> ImageSplit:
         """Rows selected by an index (int64) or mask (bool) tensor, copied out of any memory map."""
         index = torch.as_tensor(index)
-        return ImageSplit(images=self.images[index], labels=self.labels[index], source_labels=self.source_labels[index])
+        return ImageSplit(
+            images=self.images[index],
+            labels=self.labels[index],
+            source_labels=self.source_labels[index],
+        )
 
     @property
     def prevalence(self) -> float:

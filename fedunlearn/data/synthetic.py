@@ -17,15 +17,17 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .splits import BinaryDataset, DataProvenance, ImageSplit
 from .specs import SIZES, DataError
+from .splits import BinaryDataset, DataProvenance, ImageSplit
 
 __all__ = ["SyntheticSpec", "make_synthetic"]
 
 ATYPICAL_SHARE = 0.06
 """Share of images drawn with the other class's appearance (caps attainable accuracy)."""
 
-_PIXELS_PER_CHUNK = 1 << 21  # pixels rendered together: bounds the float32 scratch planes (8 MiB each)
+_PIXELS_PER_CHUNK = (
+    1 << 21
+)  # pixels rendered together: bounds the float32 scratch planes (8 MiB each)
 _SKIN = np.array([0.86, 0.69, 0.58], dtype=np.float32)
 _BENIGN_COLOUR = np.array([0.62, 0.44, 0.32], dtype=np.float32)
 _MALIGNANT_COLOUR = np.array([0.30, 0.24, 0.30], dtype=np.float32)
@@ -61,7 +63,9 @@ class SyntheticSpec:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise DataError(f"synthetic {name} must be an integer >= 1, got {value!r}")
         if self.size not in SIZES:
-            raise DataError(f"synthetic size must be one of {', '.join(map(str, SIZES))}, got {self.size!r}")
+            raise DataError(
+                f"synthetic size must be one of {', '.join(map(str, SIZES))}, got {self.size!r}"
+            )
         if not 0.0 < float(self.prevalence) < 1.0:
             raise DataError(f"synthetic prevalence must be in (0, 1), got {self.prevalence!r}")
 
@@ -84,7 +88,9 @@ class _Draws:
     def uniform(self, lo: float, hi: float) -> np.ndarray:
         return self.rng.uniform(lo, hi, (self.b, 1, 1)).astype(np.float32)
 
-    def between(self, lo_benign: float, hi_benign: float, lo_mal: float, hi_mal: float) -> np.ndarray:
+    def between(
+        self, lo_benign: float, hi_benign: float, lo_mal: float, hi_mal: float
+    ) -> np.ndarray:
         """Class-conditional uniform draw; the two ranges overlap."""
         lo = lo_benign + (lo_mal - lo_benign) * self.m
         hi = hi_benign + (hi_mal - hi_benign) * self.m
@@ -95,7 +101,11 @@ def _lesion_mask(draw: _Draws, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """The lesion's soft mask (B, H, W) in [0, 1]: an ellipse whose border is modulated by angular harmonics."""
     # Geometry: an ellipse at a random centre, radius, aspect and orientation (same ranges for both classes).
     cx, cy = draw.uniform(-0.3, 0.3), draw.uniform(-0.3, 0.3)
-    radius, aspect, theta = draw.uniform(0.30, 0.55), draw.uniform(0.7, 1.0), draw.uniform(0.0, np.pi)
+    radius, aspect, theta = (
+        draw.uniform(0.30, 0.55),
+        draw.uniform(0.7, 1.0),
+        draw.uniform(0.0, np.pi),
+    )
     cos_r, sin_r = np.cos(theta) / radius, np.sin(theta) / radius
     dx, dy = xx - cx, yy - cy  # (B, 1, W), (B, H, 1)
     u = dx * cos_r + dy * sin_r
@@ -124,12 +134,16 @@ def _lesion_mask(draw: _Draws, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _lesion_weight(draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+def _lesion_weight(
+    draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, size: int
+) -> np.ndarray:
     """Texture inside the lesion: a high-frequency grating plus speckle, stronger when malignant, times ``mask``."""
     strength = draw.between(0.0, 0.08, 0.15, 0.45)
     freq = draw.uniform(10.0, 16.0) * np.float32(np.pi * (size / 28.0) ** 0.5)
     alpha = draw.uniform(0.0, np.pi)
-    texture = (xx * (freq * np.cos(alpha)) + draw.uniform(0.0, 2 * np.pi)) + yy * (freq * np.sin(alpha))
+    texture = (xx * (freq * np.cos(alpha)) + draw.uniform(0.0, 2 * np.pi)) + yy * (
+        freq * np.sin(alpha)
+    )
     np.sin(texture, out=texture)
     texture *= 0.7 * strength
     speckle = draw.rng.random((draw.b, size, size), dtype=np.float32)
@@ -140,13 +154,17 @@ def _lesion_weight(draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarra
     return texture
 
 
-def _paint(draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, texture: np.ndarray) -> np.ndarray:
+def _paint(
+    draw: _Draws, xx: np.ndarray, yy: np.ndarray, mask: np.ndarray, texture: np.ndarray
+) -> np.ndarray:
     """Colour: benign light brown, malignant darker and shifted to blue-grey; skin with a soft shading; noise."""
     b, size = draw.b, mask.shape[-1]
     rng = draw.rng
     shift = draw.between(0.0, 0.5, 0.5, 1.0)[..., None]  # (B, 1, 1, 1)
     lesion = _BENIGN_COLOUR + (_MALIGNANT_COLOUR - _BENIGN_COLOUR) * shift
-    lesion = (lesion + 0.04 * rng.standard_normal((b, 1, 1, 3), dtype=np.float32)) * np.float32(255.0)
+    lesion = (lesion + 0.04 * rng.standard_normal((b, 1, 1, 3), dtype=np.float32)) * np.float32(
+        255.0
+    )
     skin = (_SKIN + 0.05 * rng.standard_normal((b, 1, 1, 3), dtype=np.float32)) * np.float32(255.0)
     background = xx * draw.uniform(-0.08, 0.08) + (yy * draw.uniform(-0.08, 0.08) + 1.0)  # shading
     background *= 1.0 - mask
@@ -194,7 +212,9 @@ def _make_split(n: int, spec: SyntheticSpec, stream: int) -> ImageSplit:
         stop = min(n, start + per_chunk)
         images[start:stop] = _render(looks_malignant[start:stop], spec.size, rng)
     label_tensor = torch.from_numpy(labels)
-    return ImageSplit(images=torch.from_numpy(images), labels=label_tensor, source_labels=label_tensor.clone())
+    return ImageSplit(
+        images=torch.from_numpy(images), labels=label_tensor, source_labels=label_tensor.clone()
+    )
 
 
 @lru_cache(maxsize=4)
@@ -212,7 +232,9 @@ def _cached(spec: SyntheticSpec) -> BinaryDataset:
         synthetic=True,
         note=spec.describe(),
     )
-    return BinaryDataset(name="synthetic", size=spec.size, train=train, val=val, test=test, provenance=provenance)
+    return BinaryDataset(
+        name="synthetic", size=spec.size, train=train, val=val, test=test, provenance=provenance
+    )
 
 
 def make_synthetic(spec: SyntheticSpec) -> BinaryDataset:

@@ -92,4 +92,8 @@ def iterate_batches(
         xb = src[idx.to(src.device)]
         if augment:
             xb = augment_batch(xb, generator)
-        yield to_float(xb.to(device, non_blocking=True)), labels[idx].to(device, non_blocking=True), idx
+        yield (
+            to_float(xb.to(device, non_blocking=True)),
+            labels[idx].to(device, non_blocking=True),
+            idx,
+        )

@@ -20,7 +20,9 @@ def resolve_device(preference: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(preference)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {preference!r} asked for but CUDA is not available; use --device cpu or auto")
+        raise ValueError(
+            f"device {preference!r} asked for but CUDA is not available; use --device cpu or auto"
+        )
     return device
 
 

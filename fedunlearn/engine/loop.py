@@ -21,7 +21,6 @@ from fedunlearn.engine.batches import iterate_batches
 from fedunlearn.engine.device import autocast
 from fedunlearn.engine.losses import Loss
 
-
 #: Epoch-level learning-rate schedules of :class:`TrainConfig`.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -52,7 +51,9 @@ class TrainConfig:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+            )
         if self.prox_mu < 0:
             raise ValueError(f"prox_mu must be >= 0, got {self.prox_mu}")
 
@@ -93,14 +94,20 @@ class GradientMask:
     METHOD.md section 4b): weight decay and momentum then still move them.
     """
 
-    def __init__(self, model: nn.Module, mask: dict[str, torch.Tensor], restore: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, mask: dict[str, torch.Tensor], restore: bool = True
+    ) -> None:
         self.restores = restore
         params = dict(model.named_parameters())
         unknown = set(mask) - set(params)
         if unknown:
             raise ValueError(f"mask names parameters the model lacks: {sorted(unknown)[:3]}")
         self._entries = [
-            (params[name], m.to(device=params[name].device, dtype=torch.bool), params[name].detach().clone())
+            (
+                params[name],
+                m.to(device=params[name].device, dtype=torch.bool),
+                params[name].detach().clone(),
+            )
             for name, m in mask.items()
         ]
 
@@ -164,7 +171,9 @@ def train(
     total = sum(len(p.indices) for p in phases)
     if total == 0:
         return stats
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = sum(math.ceil(len(p.indices) / cfg.batch_size) for p in phases)
     sched = None
     if cfg.lr_schedule == "cosine":
@@ -179,12 +188,22 @@ def train(
         count = 0
         for phase in phases:
             for x, y, idx in iterate_batches(
-                phase.images, phase.labels, phase.indices, cfg.batch_size,
-                device=device, generator=generator, shuffle=True, augment=cfg.augment,
+                phase.images,
+                phase.labels,
+                phase.indices,
+                cfg.batch_size,
+                device=device,
+                generator=generator,
+                shuffle=True,
+                augment=cfg.augment,
             ):
                 with autocast(device, cfg.amp):
                     logits = model(x)
-                loss = phase.loss(logits, y, generator, idx) if phase.pass_rows else phase.loss(logits, y, generator)
+                loss = (
+                    phase.loss(logits, y, generator, idx)
+                    if phase.pass_rows
+                    else phase.loss(logits, y, generator)
+                )
                 if anchor is not None:
                     loss = loss + _proximal(model, anchor, cfg.prox_mu)
                 opt.zero_grad(set_to_none=True)
@@ -213,6 +232,9 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     if track_rows:
-        stats.trained_rows = {k: torch.unique(torch.cat(v)) if v else torch.zeros(0, dtype=torch.long) for k, v in seen.items()}
+        stats.trained_rows = {
+            k: torch.unique(torch.cat(v)) if v else torch.zeros(0, dtype=torch.long)
+            for k, v in seen.items()
+        }
     stats.seconds = time.perf_counter() - start
     return stats

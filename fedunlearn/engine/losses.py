@@ -22,7 +22,9 @@ NUM_CLASSES = 2
 
 
 class Loss(Protocol):
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+    def __call__(
+        self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor: ...
 
 
 def class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
@@ -32,11 +34,15 @@ def class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch
     """
     counts = torch.bincount(labels.long().cpu(), minlength=num_classes).double()
     n = counts.sum()
-    weights = torch.where(counts > 0, n / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+    weights = torch.where(
+        counts > 0, n / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts)
+    )
     return weights.float()
 
 
-def random_labels(n: int, generator: torch.Generator, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+def random_labels(
+    n: int, generator: torch.Generator, num_classes: int = NUM_CLASSES
+) -> torch.Tensor:
     """Labels drawn uniformly from all classes (so a label can equal the true one)."""
     return torch.randint(0, num_classes, (n,), generator=generator)
 
@@ -62,7 +68,9 @@ class WeightedCE:
 
     weights: torch.Tensor | None
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         return _ce(logits, labels, self.weights)
 
 
@@ -70,7 +78,9 @@ class WeightedCE:
 class GradientAscent:
     """GA: minus the cross-entropy of the true labels on the forget set."""
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         return -F.cross_entropy(logits.float(), labels)
 
 
@@ -80,7 +90,9 @@ class RandomLabelCE:
 
     weights: torch.Tensor
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         fake = random_labels(len(labels), generator).to(logits.device)
         return F.cross_entropy(logits.float(), fake, weight=self.weights.to(logits.device))
 
@@ -97,7 +109,9 @@ class ClinicalRiskAwareForget:
 
     weights: torch.Tensor
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         malignant = labels == 1
         batch = len(labels)
         n_mal = int(malignant.sum())
@@ -153,10 +167,17 @@ class ForgetLoss:
 
     def __post_init__(self) -> None:
         if self.entropy not in (None, "malignant", "all"):
-            raise ValueError(f"entropy scope must be None, 'malignant' or 'all', got {self.entropy!r}")
+            raise ValueError(
+                f"entropy scope must be None, 'malignant' or 'all', got {self.entropy!r}"
+            )
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
-                 rows: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        generator: torch.Generator,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         batch = len(labels)
         if self.is_forget is None:
             forget = torch.ones(batch, dtype=torch.bool, device=labels.device)

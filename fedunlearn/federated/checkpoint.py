@@ -86,8 +86,16 @@ def restore_strategy(strategy: Any, state: dict[str, dict[str, np.ndarray]]) -> 
             setattr(strategy, attr, dict(arrays))
 
 
-def save_checkpoint(run_dir: Path, server_round: int, arrays: ArrayRecord, strategy: Any, rows: pd.DataFrame,
-                    plan: dict[str, Any], ledger: Path, event_lines: int) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    server_round: int,
+    arrays: ArrayRecord,
+    strategy: Any,
+    rows: pd.DataFrame,
+    plan: dict[str, Any],
+    ledger: Path,
+    event_lines: int,
+) -> Path:
     """Write ``checkpoints/round-NNNN`` atomically (temporary folder, then rename); keep the newest two."""
     root = Path(run_dir) / FOLDER
     final = root / f"round-{server_round:04d}"
@@ -100,7 +108,12 @@ def save_checkpoint(run_dir: Path, server_round: int, arrays: ArrayRecord, strat
         _save_tensors(tmp / f"strategy-{attr}.safetensors", state)
     rows.to_csv(tmp / "metrics.csv", index=False)
     copy_database(ledger, tmp / "ledger.sqlite")
-    state = {"round": server_round, "array_order": list(numpy_arrays), "plan": plan, "event_lines": event_lines}
+    state = {
+        "round": server_round,
+        "array_order": list(numpy_arrays),
+        "plan": plan,
+        "event_lines": event_lines,
+    }
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -127,19 +140,46 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
         order = list(state["array_order"])
         if sorted(order) != sorted(model):
             raise ValueError("model.safetensors does not hold the arrays state.json lists")
-        strategy = {f.stem.removeprefix("strategy-"): _load_tensors(f) for f in sorted(path.glob("strategy-*.safetensors"))}
-        rows = pd.read_csv(path / "metrics.csv", keep_default_na=False, na_values=[""], dtype={"request": str})
+        strategy = {
+            f.stem.removeprefix("strategy-"): _load_tensors(f)
+            for f in sorted(path.glob("strategy-*.safetensors"))
+        }
+        rows = pd.read_csv(
+            path / "metrics.csv", keep_default_na=False, na_values=[""], dtype={"request": str}
+        )
         rows["request"] = rows["request"].fillna("")
         if not (path / "ledger.sqlite").is_file():
             raise FileNotFoundError(f"{path / 'ledger.sqlite'} is missing")
         arrays = ArrayRecord({k: Array(model[k]) for k in order})
-        return Checkpoint(path, int(state["round"]), arrays, strategy, rows, dict(state["plan"]),
-                          int(state["event_lines"]))
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError, pd.errors.ParserError) as exc:
+        return Checkpoint(
+            path,
+            int(state["round"]),
+            arrays,
+            strategy,
+            rows,
+            dict(state["plan"]),
+            int(state["event_lines"]),
+        )
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        SafetensorError,
+        pd.errors.ParserError,
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {reason}); delete that folder "
-                              "to resume from the one before it, or start the run again") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: {reason}); delete that folder "
+            "to resume from the one before it, or start the run again"
+        ) from None
 
 
-__all__ = ["Checkpoint", "CheckpointError", "latest_checkpoint", "restore_strategy", "save_checkpoint",
-           "strategy_state"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "latest_checkpoint",
+    "restore_strategy",
+    "save_checkpoint",
+    "strategy_state",
+]

@@ -37,8 +37,19 @@ from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated import site as S
 from fedunlearn.federated.ledger import SiteLedger
 from fedunlearn.federated.protocol import (
-    ARRAYS, CONFIG, INFO, METRICS, SITE_RECORD, EvaluateReply, SetupQuery, SetupReply, TrainConfig, TrainInfo,
-    TrainMetrics, UnlearnInfo, server_round_of,
+    ARRAYS,
+    CONFIG,
+    INFO,
+    METRICS,
+    SITE_RECORD,
+    EvaluateReply,
+    SetupQuery,
+    SetupReply,
+    TrainConfig,
+    TrainInfo,
+    TrainMetrics,
+    UnlearnInfo,
+    server_round_of,
 )
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
@@ -87,7 +98,10 @@ class _Site:
         return load_arrays(_model(self.scenario.model, str(self.device)), msg.content[ARRAYS])
 
     def fresh_model(self) -> torch.nn.Module:
-        return prepare_model(build_model(self.scenario.model, seed=S.mix_seed(self.scenario.seed, self.site, 13)), self.device)
+        return prepare_model(
+            build_model(self.scenario.model, seed=S.mix_seed(self.scenario.seed, self.site, 13)),
+            self.device,
+        )
 
     def audit(self, server_round: int, phase: str, rows: torch.Tensor) -> None:
         """Site-private record of the rows trained on (read by tests; never sent to the server)."""
@@ -103,21 +117,29 @@ def setup(msg: Message, context: Context) -> Message:
     scenario = _scenario(query.scenario_json)
     site = int(context.node_config["partition-id"])
     site_dir = Path(query.run_dir) / "sites" / scenario.sites.site_name(site)
-    context.state[_STATE] = ConfigRecord({"scenario": query.scenario_json, "site": site, "site-dir": str(site_dir)})
+    context.state[_STATE] = ConfigRecord(
+        {"scenario": query.scenario_json, "site": site, "site-dir": str(site_dir)}
+    )
     s = _Site(context)
     _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
     initial = {rid: s.ledger.withdraw(rid, rows, 0) for rid, rows in removed.items()}
     shards = S.site_shards(scenario, site)
     labels = S.scenario_dataset(scenario, quiet=True).train.labels[shards.train_rows]
     reply = SetupReply(
-        site=site, train_size=len(shards.train_rows), pool_size=len(s.pool()), test_size=len(shards.test_rows),
+        site=site,
+        train_size=len(shards.train_rows),
+        pool_size=len(s.pool()),
+        test_size=len(shards.test_rows),
         prevalence=float(labels.float().mean()) if len(labels) else 0.0,
-        initial_ids=tuple(initial), initial_counts=tuple(len(rows) for rows in initial.values()),
+        initial_ids=tuple(initial),
+        initial_counts=tuple(len(rows) for rows in initial.values()),
     )
     return Message(RecordDict({SITE_RECORD: reply.to_record()}), reply_to=msg)
 
 
-def _train_reply(msg: Message, model: torch.nn.Module, metrics: TrainMetrics, info: TrainInfo | UnlearnInfo) -> Message:
+def _train_reply(
+    msg: Message, model: torch.nn.Module, metrics: TrainMetrics, info: TrainInfo | UnlearnInfo
+) -> Message:
     content = {ARRAYS: to_arrays(model), METRICS: metrics.to_record(), INFO: info.to_record()}
     return Message(RecordDict(content), reply_to=msg)
 
@@ -132,11 +154,17 @@ def train(msg: Message, context: Context) -> Message:
     s.fail_if_scheduled(server_round, "train")
     model = s.model_from(msg)
     pool = s.pool()
-    stats = S.local_train(model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=cfg.proximal_mu)
-    s.audit(server_round, "train", stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long)))
+    stats = S.local_train(
+        model, s.scenario, s.site, pool, server_round, device=s.device, prox_mu=cfg.proximal_mu
+    )
+    s.audit(
+        server_round, "train", stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long))
+    )
     loss = stats.epoch_losses[-1] if stats.epoch_losses else float("nan")
     info = TrainInfo(s.site, cfg.withdraw_ids, counts)
-    return _train_reply(msg, model, TrainMetrics(len(pool), loss, stats.seconds, stats.images), info)
+    return _train_reply(
+        msg, model, TrainMetrics(len(pool), loss, stats.seconds, stats.images), info
+    )
 
 
 def _withdraw(s: _Site, rids: Sequence[int], server_round: int) -> list[torch.Tensor]:
@@ -158,7 +186,9 @@ def _withdraw(s: _Site, rids: Sequence[int], server_round: int) -> list[torch.Te
             chosen.append(done[rid])
             continue
         rows = S.select_request_rows(s.scenario, s.site, requests[rid], pool)
-        s.ledger.withdraw(rid, rows, server_round)  # from now on out of the training pool, whatever happens next
+        s.ledger.withdraw(
+            rid, rows, server_round
+        )  # from now on out of the training pool, whatever happens next
         pool = S.remove(pool, rows)
         chosen.append(rows)
     return chosen
@@ -181,23 +211,49 @@ def unlearn(msg: Message, context: Context) -> Message:
         s.fail_if_scheduled(server_round, "unlearn")
         for rid in rids:
             s.ledger.unlearned(rid, server_round)
-        info = UnlearnInfo(s.site, "none", rids, counts, forget_count=len(forget), retain_count=len(retain),
-                           seconds=0.0, images=0)
+        info = UnlearnInfo(
+            s.site,
+            "none",
+            rids,
+            counts,
+            forget_count=len(forget),
+            retain_count=len(retain),
+            seconds=0.0,
+            images=0,
+        )
         return _train_reply(msg, model, TrainMetrics(0, float("nan"), 0.0, 0), info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
-    s.fail_if_scheduled(server_round, "unlearn")  # a crash in the pass: the rows stay withdrawn, the request pending
-    result = S.local_unlearn(model, s.scenario, s.site, forget, retain, server_round,
-                             device=s.device, fresh_model=s.fresh_model)
+    s.fail_if_scheduled(
+        server_round, "unlearn"
+    )  # a crash in the pass: the rows stay withdrawn, the request pending
+    result = S.local_unlearn(
+        model,
+        s.scenario,
+        s.site,
+        forget,
+        retain,
+        server_round,
+        device=s.device,
+        fresh_model=s.fresh_model,
+    )
     after = S.forget_report(result.model, s.scenario, s.site, forget, retain, device=s.device)
     for phase, rows in result.stats.trained_rows.items():
         s.audit(server_round, f"unlearn-{phase}", rows)
     for rid in rids:
         s.ledger.unlearned(rid, server_round)
     info = UnlearnInfo(
-        s.site, result.method, rids, counts, forget_count=len(forget), retain_count=len(retain),
-        seconds=result.seconds, images=result.stats.images,
-        mask_fraction=result.mask_fraction if result.mask_fraction is not None else -1.0, before=before, after=after,
+        s.site,
+        result.method,
+        rids,
+        counts,
+        forget_count=len(forget),
+        retain_count=len(retain),
+        seconds=result.seconds,
+        images=result.stats.images,
+        mask_fraction=result.mask_fraction if result.mask_fraction is not None else -1.0,
+        before=before,
+        after=after,
     )
     loss = result.stats.epoch_losses[-1] if result.stats.epoch_losses else float("nan")
     metrics = TrainMetrics(len(retain), loss, time.perf_counter() - t0, result.stats.images)

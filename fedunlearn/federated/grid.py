@@ -54,13 +54,17 @@ class WatchedGrid(Grid):
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self.inner.pull_messages(message_ids)
 
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
         waiting = set(self.push_messages(messages))
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
         while waiting and (deadline is None or time.monotonic() < deadline):
             if self.abort.is_set():
-                raise EngineStopped("the simulation engine stopped while the server waited for the hospitals")
+                raise EngineStopped(
+                    "the simulation engine stopped while the server waited for the hospitals"
+                )
             got = list(self.pull_messages(waiting))
             replies += got
             waiting -= {m.metadata.reply_to_message_id for m in got}

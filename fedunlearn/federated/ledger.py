@@ -39,14 +39,18 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
     try:
         con = sqlite3.connect(path, timeout=60, isolation_level=None)
     except sqlite3.Error as exc:
-        raise FedunlearnError(f"cannot open the ledger {path} ({exc}); check that the run directory is writable") from None
+        raise FedunlearnError(
+            f"cannot open the ledger {path} ({exc}); check that the run directory is writable"
+        ) from None
     try:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
         yield con
     except sqlite3.DatabaseError as exc:
-        raise FedunlearnError(f"the ledger {path} is unreadable ({exc}); the run directory is damaged, "
-                              "start a new run") from None
+        raise FedunlearnError(
+            f"the ledger {path} is unreadable ({exc}); the run directory is damaged, "
+            "start a new run"
+        ) from None
     finally:
         con.close()
 
@@ -112,10 +116,19 @@ class ServerLedger:
     def failed(self, rid: int, reason: str) -> None:
         """The pass failed: the request stays pending, to be retried."""
         with _connect(self.path) as con:
-            con.execute("UPDATE requests SET failures = failures + 1, last_failure=? WHERE id=?", (reason[:500], rid))
+            con.execute(
+                "UPDATE requests SET failures = failures + 1, last_failure=? WHERE id=?",
+                (reason[:500], rid),
+            )
 
-    def applied(self, rid: int, server_round: int, method: str, metrics: Mapping[str, float],
-                sample_count: int | None = None) -> None:
+    def applied(
+        self,
+        rid: int,
+        server_round: int,
+        method: str,
+        metrics: Mapping[str, float],
+        sample_count: int | None = None,
+    ) -> None:
         """The model was made to forget the request (an unlearning pass, or a reset of the global model)."""
         with _connect(self.path) as con:
             con.execute(
@@ -127,8 +140,11 @@ class ServerLedger:
     def not_erased(self, rid: int, server_round: int) -> None:
         """The control arm recorded the request and erases nothing (its forget set is only tracked)."""
         with _connect(self.path) as con:
-            con.execute("UPDATE requests SET status='not-erased', method='none', applied_round=? "
-                        "WHERE id=? AND status='pending'", (server_round, rid))
+            con.execute(
+                "UPDATE requests SET status='not-erased', method='none', applied_round=? "
+                "WHERE id=? AND status='pending'",
+                (server_round, rid),
+            )
 
     def verified(self, rid: int, server_round: int, metrics: Mapping[str, float]) -> bool:
         """The site's first forget-set report after the request was applied; True if the status changed."""
@@ -164,10 +180,14 @@ class SiteLedger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         with _connect(self.path) as con:
-            con.execute("CREATE TABLE IF NOT EXISTS requests (request INTEGER PRIMARY KEY, accepted_round INTEGER NOT NULL,"
-                        " accepted_at TEXT NOT NULL, unlearned_round INTEGER, unlearned_at TEXT)")
-            con.execute("CREATE TABLE IF NOT EXISTS withdrawn (request INTEGER NOT NULL, row INTEGER NOT NULL,"
-                        " PRIMARY KEY (request, row))")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS requests (request INTEGER PRIMARY KEY, accepted_round INTEGER NOT NULL,"
+                " accepted_at TEXT NOT NULL, unlearned_round INTEGER, unlearned_at TEXT)"
+            )
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS withdrawn (request INTEGER NOT NULL, row INTEGER NOT NULL,"
+                " PRIMARY KEY (request, row))"
+            )
 
     def withdraw(self, rid: int, rows: torch.Tensor, server_round: int) -> torch.Tensor:
         """Record, in one transaction, that request ``rid`` withdrew ``rows``.
@@ -180,24 +200,40 @@ class SiteLedger:
             if con.execute("SELECT 1 FROM requests WHERE request=?", (rid,)).fetchone():
                 con.execute("ROLLBACK")
                 return self.withdrawn()[rid]
-            con.execute("INSERT INTO requests (request, accepted_round, accepted_at) VALUES (?, ?, ?)",
-                        (rid, server_round, now_iso()))
-            con.executemany("INSERT INTO withdrawn (request, row) VALUES (?, ?)", [(rid, int(r)) for r in rows.tolist()])
+            con.execute(
+                "INSERT INTO requests (request, accepted_round, accepted_at) VALUES (?, ?, ?)",
+                (rid, server_round, now_iso()),
+            )
+            con.executemany(
+                "INSERT INTO withdrawn (request, row) VALUES (?, ?)",
+                [(rid, int(r)) for r in rows.tolist()],
+            )
             con.execute("COMMIT")
         return rows
 
     def unlearned(self, rid: int, server_round: int) -> None:
         with _connect(self.path) as con:
-            con.execute("UPDATE requests SET unlearned_round=?, unlearned_at=? WHERE request=?",
-                        (server_round, now_iso(), rid))
+            con.execute(
+                "UPDATE requests SET unlearned_round=?, unlearned_at=? WHERE request=?",
+                (server_round, now_iso(), rid),
+            )
 
     def withdrawn(self) -> dict[int, torch.Tensor]:
         """Request id -> its withdrawn rows (sorted), for every recorded request (empty ones included)."""
         with _connect(self.path) as con:
-            out: dict[int, list[int]] = {rid: [] for (rid,) in con.execute("SELECT request FROM requests ORDER BY request")}
+            out: dict[int, list[int]] = {
+                rid: [] for (rid,) in con.execute("SELECT request FROM requests ORDER BY request")
+            }
             for rid, row in con.execute("SELECT request, row FROM withdrawn ORDER BY request, row"):
                 out[rid].append(row)
         return {rid: torch.tensor(rows, dtype=torch.long) for rid, rows in out.items()}
 
 
-__all__ = ["SERVER_LEDGER", "STATUSES", "ServerLedger", "SiteLedger", "copy_database", "remove_ledger_files"]
+__all__ = [
+    "SERVER_LEDGER",
+    "STATUSES",
+    "ServerLedger",
+    "SiteLedger",
+    "copy_database",
+    "remove_ledger_files",
+]

@@ -8,22 +8,27 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from fedunlearn.io import atomic_write_bytes  # noqa: E402
+from fedunlearn.io import atomic_write_bytes
 
 
 def risk_figure(table: pd.DataFrame, deletion_rounds: Sequence[int], title: str, out: Path) -> None:
     """Plot every method in ``table`` (rows of metrics.csv) on two panels and save a PNG."""
     g = table[(table["site"] == "global") & (table["phase"] == "test")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for ax, metric, label in ((axes[0], "risk_2", "Global Risk II (C_FN = 20 C_FP)"), (axes[1], "fnr", "FNR (missed cancers)")):
+    for ax, metric, label in (
+        (axes[0], "risk_2", "Global Risk II (C_FN = 20 C_FP)"),
+        (axes[1], "fnr", "FNR (missed cancers)"),
+    ):
         for method, sub in g[g["metric"] == metric].groupby("method", sort=False):
             sub = sub.sort_values("round")
             ax.plot(sub["round"], sub["value"], marker="o", ms=3, label=str(method))
         for i, r in enumerate(sorted(set(deletion_rounds))):
-            ax.axvline(r, color="crimson", ls="--", lw=1, label="deletion request" if i == 0 else None)
+            ax.axvline(
+                r, color="crimson", ls="--", lw=1, label="deletion request" if i == 0 else None
+            )
         ax.set_xlabel("round")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -37,7 +37,9 @@ from fedunlearn.registry import Registry
 if TYPE_CHECKING:  # annotations only: the scenario package imports this module for the policy names
     from fedunlearn.federated.scenario import Scenario, StochasticRequests
 
-_STREAM_REQUESTS = 29  # salts: separate random streams from the ones site.py derives from the same seed
+_STREAM_REQUESTS = (
+    29  # salts: separate random streams from the ones site.py derives from the same seed
+)
 _STREAM_RESET = 31
 
 
@@ -79,13 +81,28 @@ def register_policy(spec: PolicySpec, *, force: bool = False) -> PolicySpec:
 
 
 for _spec in (
-    PolicySpec("immediate", "the site unlearns each request in the round it arrives", unlearns=True, resets=False,
-               batched=False),
-    PolicySpec("batched", "rows are withdrawn on arrival; sites unlearn everything pending every batch_every rounds",
-               unlearns=True, resets=False, batched=True),
-    PolicySpec("retrain", "rows are withdrawn on arrival; every batch_every rounds with new requests the global model "
-               "is reset to a fresh initialisation and federated training restarts on retain data",
-               unlearns=False, resets=True, batched=True),
+    PolicySpec(
+        "immediate",
+        "the site unlearns each request in the round it arrives",
+        unlearns=True,
+        resets=False,
+        batched=False,
+    ),
+    PolicySpec(
+        "batched",
+        "rows are withdrawn on arrival; sites unlearn everything pending every batch_every rounds",
+        unlearns=True,
+        resets=False,
+        batched=True,
+    ),
+    PolicySpec(
+        "retrain",
+        "rows are withdrawn on arrival; every batch_every rounds with new requests the global model "
+        "is reset to a fresh initialisation and federated training restarts on retain data",
+        unlearns=False,
+        resets=True,
+        batched=True,
+    ),
 ):
     register_policy(_spec)
 POLICIES: Mapping[str, PolicySpec] = POLICY_REGISTRY.entries
@@ -101,7 +118,9 @@ def _rng(*parts: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(p) % (2**32) for p in parts]))
 
 
-def draw_requests(process: StochasticRequests, *, seed: int, rounds: int, n_sites: int) -> list[dict[str, Any]]:
+def draw_requests(
+    process: StochasticRequests, *, seed: int, rounds: int, n_sites: int
+) -> list[dict[str, Any]]:
     """Concrete requests drawn by a seeded Bernoulli process, in (round, site) order.
 
     Every (round, site) pair in the window gets its own random stream, seeded by
@@ -126,14 +145,25 @@ def draw_requests(process: StochasticRequests, *, seed: int, rounds: int, n_site
             accept, u, forget_seed = rng.random(), rng.random(), int(rng.integers(2**31 - 1))
             if accept < process.rate:
                 fraction = min(hi, max(lo, round(lo + (hi - lo) * u, 4)))
-                out.append({"round": server_round, "site": site, "fraction": fraction, "mode": process.mode,
-                            "seed": forget_seed})
+                out.append(
+                    {
+                        "round": server_round,
+                        "site": site,
+                        "fraction": fraction,
+                        "mode": process.mode,
+                        "seed": forget_seed,
+                    }
+                )
     return out
 
 
 def reset_seed(scenario: Scenario, server_round: int) -> int:
     """Seed of the fresh global model of a ``retrain`` reset in ``server_round``."""
-    return int(np.random.SeedSequence([scenario.seed % (2**32), server_round, _STREAM_RESET]).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence(
+            [scenario.seed % (2**32), server_round, _STREAM_RESET]
+        ).generate_state(1)[0]
+    )
 
 
 def fresh_global_arrays(scenario: Scenario, server_round: int) -> ArrayRecord:
@@ -161,12 +191,23 @@ def policy_cost(table: pd.DataFrame, phases: Iterable[str] = ("train", "unlearn"
         Columns ``work, seconds, images``, one row per entry of ``phases``.
     """
     wanted = table[table["metric"].isin(["seconds", "images"])]
-    unlearn_keys = set(zip(wanted.loc[wanted["phase"] == "unlearn", "round"], wanted.loc[wanted["phase"] == "unlearn", "site"]))
+    unlearn_keys = set(
+        zip(
+            wanted.loc[wanted["phase"] == "unlearn", "round"],
+            wanted.loc[wanted["phase"] == "unlearn", "site"],
+        )
+    )
     rows = []
     for phase in phases:
         sub = wanted[wanted["phase"] == phase]
         if phase == "train" and unlearn_keys:
             sub = sub[[(r, s) not in unlearn_keys for r, s in zip(sub["round"], sub["site"])]]
         totals = sub.groupby("metric")["value"].sum()
-        rows.append({"work": phase, "seconds": float(totals.get("seconds", 0.0)), "images": float(totals.get("images", 0.0))})
+        rows.append(
+            {
+                "work": phase,
+                "seconds": float(totals.get("seconds", 0.0)),
+                "images": float(totals.get("images", 0.0)),
+            }
+        )
     return pd.DataFrame(rows, columns=["work", "seconds", "images"])

@@ -94,16 +94,29 @@ class SetupReply:
     initial_counts: tuple[int, ...] = ()
 
     def to_record(self) -> ConfigRecord:
-        return ConfigRecord({
-            SITE: self.site, "train-size": self.train_size, "pool-size": self.pool_size, "test-size": self.test_size,
-            "prevalence": self.prevalence, "initial-ids": list(self.initial_ids),
-            "initial-counts": list(self.initial_counts),
-        })
+        return ConfigRecord(
+            {
+                SITE: self.site,
+                "train-size": self.train_size,
+                "pool-size": self.pool_size,
+                "test-size": self.test_size,
+                "prevalence": self.prevalence,
+                "initial-ids": list(self.initial_ids),
+                "initial-counts": list(self.initial_counts),
+            }
+        )
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> SetupReply:
-        return cls(int(record[SITE]), record["train-size"], record["pool-size"], record["test-size"],
-                   record["prevalence"], _ints(record["initial-ids"]), _ints(record["initial-counts"]))
+        return cls(
+            int(record[SITE]),
+            record["train-size"],
+            record["pool-size"],
+            record["test-size"],
+            record["prevalence"],
+            _ints(record["initial-ids"]),
+            _ints(record["initial-counts"]),
+        )
 
 
 # ----------------------------------------------------------------------------- train and unlearn
@@ -118,8 +131,12 @@ class TrainConfig:
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> TrainConfig:
-        return cls(int(record[SERVER_ROUND]), float(record.get(PROXIMAL_MU, 0.0)),
-                   _ints(record.get(WITHDRAW_IDS, [])), _ints(record.get(REQUEST_IDS, [])))
+        return cls(
+            int(record[SERVER_ROUND]),
+            float(record.get(PROXIMAL_MU, 0.0)),
+            _ints(record.get(WITHDRAW_IDS, [])),
+            _ints(record.get(REQUEST_IDS, [])),
+        )
 
 
 def server_round_of(config: ConfigRecord) -> int:
@@ -151,8 +168,14 @@ class TrainMetrics:
     images: int | float
 
     def to_record(self) -> MetricRecord:
-        return MetricRecord({NUM_EXAMPLES: self.num_examples, "train-loss": self.loss, SECONDS: self.seconds,
-                             "images": self.images})
+        return MetricRecord(
+            {
+                NUM_EXAMPLES: self.num_examples,
+                "train-loss": self.loss,
+                SECONDS: self.seconds,
+                "images": self.images,
+            }
+        )
 
     @classmethod
     def from_record(cls, record: MetricRecord) -> TrainMetrics:
@@ -178,7 +201,9 @@ class TrainInfo:
     def from_record(cls, record: ConfigRecord) -> TrainInfo:
         if "withdrawn-ids" not in record:
             return cls(int(record[SITE]))
-        return cls(int(record[SITE]), _ints(record["withdrawn-ids"]), _ints(record["withdrawn-counts"]))
+        return cls(
+            int(record[SITE]), _ints(record["withdrawn-ids"]), _ints(record["withdrawn-counts"])
+        )
 
 
 @dataclass(frozen=True)
@@ -206,9 +231,15 @@ class UnlearnInfo:
 
     def to_record(self) -> ConfigRecord:
         values: dict[str, Any] = {
-            SITE: self.site, KIND: "unlearn", "method": self.method, REQUEST_IDS: list(self.request_ids),
-            "request-counts": list(self.request_counts), "forget-count": self.forget_count,
-            "retain-count": self.retain_count, "unlearn-seconds": self.seconds, "unlearn-images": self.images,
+            SITE: self.site,
+            KIND: "unlearn",
+            "method": self.method,
+            REQUEST_IDS: list(self.request_ids),
+            "request-counts": list(self.request_counts),
+            "forget-count": self.forget_count,
+            "retain-count": self.retain_count,
+            "unlearn-seconds": self.seconds,
+            "unlearn-images": self.images,
         }
         if self.mask_fraction is not None:
             values["mask-fraction"] = self.mask_fraction
@@ -221,10 +252,15 @@ class UnlearnInfo:
         numbers = {k: float(v) for k, v in record.items() if _is_number(v) and k != SITE}
         mask = numbers.get("mask-fraction")
         return cls(
-            site=int(record[SITE]), method=str(record["method"]), request_ids=_ints(record[REQUEST_IDS]),
-            request_counts=_ints(record["request-counts"]), forget_count=int(record["forget-count"]),
-            retain_count=int(record["retain-count"]), seconds=numbers["unlearn-seconds"],
-            images=int(record["unlearn-images"]), mask_fraction=mask,
+            site=int(record[SITE]),
+            method=str(record["method"]),
+            request_ids=_ints(record[REQUEST_IDS]),
+            request_counts=_ints(record["request-counts"]),
+            forget_count=int(record["forget-count"]),
+            retain_count=int(record["retain-count"]),
+            seconds=numbers["unlearn-seconds"],
+            images=int(record["unlearn-images"]),
+            mask_fraction=mask,
             before={k.removeprefix(BEFORE): v for k, v in numbers.items() if k.startswith(BEFORE)},
             after={k.removeprefix(AFTER): v for k, v in numbers.items() if k.startswith(AFTER)},
         )

@@ -21,7 +21,12 @@ from fedunlearn.io import atomic_write_csv, atomic_write_text, now_iso
 from fedunlearn.progress import Progress
 
 COLUMNS = ("round", "site", "phase", "method", "metric", "value", "request")
-_ANNOUNCED = ("site-failure", "deletion-failed", "run-stopped", "run-resumed")  # also shown as progress lines
+_ANNOUNCED = (
+    "site-failure",
+    "deletion-failed",
+    "run-stopped",
+    "run-resumed",
+)  # also shown as progress lines
 
 
 class RunRecorder:
@@ -33,9 +38,18 @@ class RunRecorder:
         self.progress = progress or Progress(quiet=True)
         self._rows: list[tuple] = []
         self._events_path = self.run_dir / "events.jsonl"
-        self.event_lines = 0  # lines written to events.jsonl (a checkpoint remembers how many belong to it)
+        self.event_lines = (
+            0  # lines written to events.jsonl (a checkpoint remembers how many belong to it)
+        )
 
-    def metrics(self, server_round: int, site: str, phase: str, values: Mapping[str, float], request: str = "") -> None:
+    def metrics(
+        self,
+        server_round: int,
+        site: str,
+        phase: str,
+        values: Mapping[str, float],
+        request: str = "",
+    ) -> None:
         for metric, value in values.items():
             v = float(value)
             self._rows.append((server_round, site, phase, self.method, metric, v, request))
@@ -53,10 +67,16 @@ class RunRecorder:
         """Continue from a checkpoint: its metric rows, and the first ``event_lines`` events only
         (the rounds after the checkpoint are run again and log their events again)."""
         self._rows = [tuple(r) for r in rows[list(COLUMNS)].itertuples(index=False, name=None)]
-        lines = self._events_path.read_text(encoding="utf-8").splitlines(keepends=True) if self._events_path.exists() else []
+        lines = (
+            self._events_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if self._events_path.exists()
+            else []
+        )
         if len(lines) < event_lines:
-            raise FedunlearnError(f"{self._events_path} has {len(lines)} events, fewer than the {event_lines} its "
-                                  "checkpoint recorded; the run directory was altered, start the run again")
+            raise FedunlearnError(
+                f"{self._events_path} has {len(lines)} events, fewer than the {event_lines} its "
+                "checkpoint recorded; the run directory was altered, start the run again"
+            )
         atomic_write_text(self._events_path, "".join(lines[:event_lines]))
         self.event_lines = event_lines
 

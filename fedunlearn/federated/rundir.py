@@ -18,7 +18,13 @@ from typing import Any
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.checkpoint import latest_checkpoint
 from fedunlearn.federated.scenario import Scenario, scenario_to_yaml
-from fedunlearn.io import atomic_write_json, atomic_write_text, build_manifest, read_manifest, write_manifest
+from fedunlearn.io import (
+    atomic_write_json,
+    atomic_write_text,
+    build_manifest,
+    read_manifest,
+    write_manifest,
+)
 
 RUN_FILES = ("manifest.json", "scenario.yaml")  # either one marks a folder as a fedunlearn run
 
@@ -26,7 +32,9 @@ RUN_FILES = ("manifest.json", "scenario.yaml")  # either one marks a folder as a
 def check_new_run_dir(run_dir: Path) -> None:
     """Refuse to mix two runs in one directory."""
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise FedunlearnError(f"run directory {run_dir} is not empty; pass another --out or remove it")
+        raise FedunlearnError(
+            f"run directory {run_dir} is not empty; pass another --out or remove it"
+        )
 
 
 def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
@@ -34,14 +42,27 @@ def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
     check_new_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "scenario.yaml", scenario_to_yaml(scenario))
-    atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name,
-                                                  "note": "run in progress or interrupted; results are not final"})
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "complete": False,
+            "scenario": scenario.name,
+            "note": "run in progress or interrupted; results are not final",
+        },
+    )
 
 
 def mark_stopped(run_dir: Path, scenario: Scenario, reason: str) -> None:
     """The run stopped before its last round (too few sites answered): incomplete, resumable, with the reason."""
-    atomic_write_json(run_dir / "manifest.json", {"complete": False, "scenario": scenario.name, "stopped": reason,
-                                                  "note": "run stopped; results are not final"})
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "complete": False,
+            "scenario": scenario.name,
+            "stopped": reason,
+            "note": "run stopped; results are not final",
+        },
+    )
 
 
 def mark_complete(run_dir: Path, **fields: Any) -> None:
@@ -56,8 +77,10 @@ def check_resumable(run_dir: Path) -> None:
     except ValueError as exc:
         raise FedunlearnError(f"{exc}; the run directory is damaged, start the run again") from None
     if not (run_dir / "scenario.yaml").is_file() or manifest is None:
-        raise FedunlearnError(f"{run_dir} is not a run directory (no scenario.yaml or manifest.json); "
-                              "pass the folder a `fedunlearn run` wrote")
+        raise FedunlearnError(
+            f"{run_dir} is not a run directory (no scenario.yaml or manifest.json); "
+            "pass the folder a `fedunlearn run` wrote"
+        )
     if manifest.get("complete") is True:
         raise FedunlearnError(f"{run_dir} is a complete run; there is nothing to resume")
     latest_checkpoint(run_dir)

@@ -48,7 +48,8 @@ def round_lr(t: RoundSchedule, server_round: int) -> float:
     Examples
     --------
     >>> from types import SimpleNamespace as NS
-    >>> t = NS(rounds=10, lr=0.1, lr_schedule="cosine", warmup_rounds=0, lr_min_factor=0.0, step_every=1, step_gamma=1.0)
+    >>> t = NS(rounds=10, lr=0.1, lr_schedule="cosine", warmup_rounds=0, lr_min_factor=0.0,
+    ...        step_every=1, step_gamma=1.0)
     >>> round(round_lr(t, 1), 6), round(round_lr(t, 10), 6)
     (0.1, 0.002447)
     """
@@ -61,9 +62,13 @@ def round_lr(t: RoundSchedule, server_round: int) -> float:
         return t.lr * server_round / (w + 1)
     k = server_round - w - 1  # rounds since the warm-up ended, from 0
     if t.lr_schedule == "cosine":
-        span = max(t.rounds - w, 1)  # k runs over 0 .. span - 1: even the last round keeps a rate > floor
+        span = max(
+            t.rounds - w, 1
+        )  # k runs over 0 .. span - 1: even the last round keeps a rate > floor
         floor = t.lr * t.lr_min_factor
         return floor + 0.5 * (t.lr - floor) * (1.0 + math.cos(math.pi * min(k, span - 1) / span))
     if t.lr_schedule == "step":
         return t.lr * t.step_gamma ** (k // t.step_every)
-    raise ValueError(f"unknown lr_schedule {t.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    raise ValueError(
+        f"unknown lr_schedule {t.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}"
+    )

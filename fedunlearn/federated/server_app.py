@@ -21,7 +21,12 @@ from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.evaluation import EvalSet, operating_point_metrics, predict_sets, split_metrics
-from fedunlearn.federated.checkpoint import Checkpoint, latest_checkpoint, restore_strategy, save_checkpoint
+from fedunlearn.federated.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    restore_strategy,
+    save_checkpoint,
+)
 from fedunlearn.federated.grid import WatchedGrid
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
 from fedunlearn.federated.plot import risk_figure
@@ -41,21 +46,32 @@ from fedunlearn.progress import Progress
 NODE_WAIT_S = 300.0
 
 
-def wait_for_nodes(grid: Grid, n: int, timeout: float = NODE_WAIT_S, abort: threading.Event | None = None) -> list[int]:
+def wait_for_nodes(
+    grid: Grid, n: int, timeout: float = NODE_WAIT_S, abort: threading.Event | None = None
+) -> list[int]:
     """Nodes register asynchronously: wait until ``n`` are connected (or ``abort`` is set: the engine died)."""
     deadline = time.monotonic() + timeout
     while len(nodes := list(grid.get_node_ids())) < n:
         if abort is not None and abort.is_set():
             raise FedunlearnError("the simulation engine stopped before the hospitals connected")
         if time.monotonic() > deadline:
-            raise FedunlearnError(f"only {len(nodes)} of {n} hospital nodes connected within {timeout:.0f}s; "
-                                  "check that the federation starts one SuperNode per site")
+            raise FedunlearnError(
+                f"only {len(nodes)} of {n} hospital nodes connected within {timeout:.0f}s; "
+                "check that the federation starts one SuperNode per site"
+            )
         time.sleep(0.2)
     return nodes
 
 
-def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunRecorder, ledger: ServerLedger,
-                record: bool = True, abort: threading.Event | None = None) -> dict[int, int]:
+def setup_sites(
+    grid: Grid,
+    scenario: Scenario,
+    run_dir: Path,
+    recorder: RunRecorder,
+    ledger: ServerLedger,
+    record: bool = True,
+    abort: threading.Event | None = None,
+) -> dict[int, int]:
     """Send the scenario to every node; each answers with its partition id. Returns site -> node id.
 
     ``record``: log the sites' sizes (round 0); a resumed run has them already.
@@ -64,7 +80,9 @@ def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunReco
     """
     nodes = wait_for_nodes(grid, scenario.sites.count, abort=abort)
     cfg = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(run_dir)).to_record()
-    replies = list(grid.send_and_receive([Message(RecordDict({CONFIG: cfg}), n, SETUP) for n in nodes]))
+    replies = list(
+        grid.send_and_receive([Message(RecordDict({CONFIG: cfg}), n, SETUP) for n in nodes])
+    )
     node_of: dict[int, int] = {}
     for reply in replies:
         if reply.has_error():
@@ -73,15 +91,26 @@ def setup_sites(grid: Grid, scenario: Scenario, run_dir: Path, recorder: RunReco
         node_of[info.site] = reply.metadata.src_node_id
         name = scenario.sites.site_name(info.site)
         if record:
-            recorder.metrics(0, name, "setup", {"train_size": info.train_size, "test_size": info.test_size,
-                                                "prevalence": info.prevalence, "pool_size": info.pool_size})
+            recorder.metrics(
+                0,
+                name,
+                "setup",
+                {
+                    "train_size": info.train_size,
+                    "test_size": info.test_size,
+                    "prevalence": info.prevalence,
+                    "pool_size": info.pool_size,
+                },
+            )
         for rid, count in zip(info.initial_ids, info.initial_counts):
             req = scenario.effective_requests[rid]
             ledger.request(rid, name, req.round, req.fraction, req.mode)
             ledger.applied(rid, 0, "retrain", {}, sample_count=count)
     missing = sorted(set(range(scenario.sites.count)) - set(node_of))
     if missing:
-        raise FedunlearnError(f"no node answered for site(s) {missing}; the federation must have one node per site")
+        raise FedunlearnError(
+            f"no node answered for site(s) {missing}; the federation must have one node per site"
+        )
     return node_of
 
 
@@ -89,8 +118,15 @@ class ServerEvaluator:
     """``evaluate_fn`` of the strategy: global metrics on the server's test (and val) split, progress, and
     the round's checkpoint (written last, once everything of the round is recorded)."""
 
-    def __init__(self, scenario: Scenario, recorder: RunRecorder, strategy, progress: Progress, run_dir: Path) -> None:
-        self.scenario, self.recorder, self.strategy, self.progress = scenario, recorder, strategy, progress
+    def __init__(
+        self, scenario: Scenario, recorder: RunRecorder, strategy, progress: Progress, run_dir: Path
+    ) -> None:
+        self.scenario, self.recorder, self.strategy, self.progress = (
+            scenario,
+            recorder,
+            strategy,
+            progress,
+        )
         self.run_dir = run_dir
         self.device = resolve_device(scenario.device)
         self.model = prepare_model(build_model(scenario.model), self.device)
@@ -99,7 +135,9 @@ class ServerEvaluator:
         if scenario.evaluation.server_val:
             self.sets["val"] = EvalSet(data.split("val").images, data.split("val").labels)
         self.costs = RiskCosts(scenario.evaluation.c_fp, scenario.evaluation.c_fn)
-        self.points = [p for p in scenario.evaluation.operating_points if operating_point_name(p) != "0.5"]
+        self.points = [
+            p for p in scenario.evaluation.operating_points if operating_point_name(p) != "0.5"
+        ]
         self.last_arrays: ArrayRecord | None = None
 
     def __call__(self, flower_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -118,30 +156,49 @@ class ServerEvaluator:
         seconds = dict(getattr(self.strategy, "round_seconds", {}))
         seconds["server_eval"] = time.perf_counter() - t0
         if server_round > 0:
-            self.recorder.metrics(server_round, "global", "timing", {f"{k}_seconds": v for k, v in seconds.items()})
+            self.recorder.metrics(
+                server_round, "global", "timing", {f"{k}_seconds": v for k, v in seconds.items()}
+            )
             self.strategy.round_seconds = {}
         self.recorder.flush()
         if server_round > 0:
-            save_checkpoint(self.run_dir, server_round, arrays, self.strategy, self.recorder.table(),
-                            self.strategy.plan.state(), self.strategy.ledger.path, self.recorder.event_lines)
+            save_checkpoint(
+                self.run_dir,
+                server_round,
+                arrays,
+                self.strategy,
+                self.recorder.table(),
+                self.strategy.plan.state(),
+                self.strategy.ledger.path,
+                self.recorder.event_lines,
+            )
         self._report(server_round)
         test = split_metrics(preds["test"], self.costs)
         return MetricRecord({k: v for k, v in test.items() if v == v})  # drop NaN
 
     def _report(self, server_round: int) -> None:
         rec, total = self.recorder, self.scenario.training.rounds
-        line = (f"round {server_round:>3}/{total}  global Risk II {rec.value(server_round, 'global', 'test', 'risk_2'):.3f}"
-                f"  FNR {rec.value(server_round, 'global', 'test', 'fnr'):.3f}"
-                f"  BAC {rec.value(server_round, 'global', 'test', 'bac'):.3f}")
+        line = (
+            f"round {server_round:>3}/{total}  global Risk II {rec.value(server_round, 'global', 'test', 'risk_2'):.3f}"
+            f"  FNR {rec.value(server_round, 'global', 'test', 'fnr'):.3f}"
+            f"  BAC {rec.value(server_round, 'global', 'test', 'bac'):.3f}"
+        )
         deleted = [r for r in self.scenario.effective_requests if r.round == server_round]
         if deleted and not self.scenario.retrain:
-            line += "  deletion: " + ", ".join(f"{self.scenario.sites.site_name(r.site)} {r.fraction:.0%}" for r in deleted)
-            line += (" (control arm: not erased)" if self.scenario.control else
-                     f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})")
+            line += "  deletion: " + ", ".join(
+                f"{self.scenario.sites.site_name(r.site)} {r.fraction:.0%}" for r in deleted
+            )
+            line += (
+                " (control arm: not erased)"
+                if self.scenario.control
+                else f" ({self.scenario.deletion.method}, {self.scenario.deletion.integration})"
+            )
         self.progress(line)
 
 
-def _begin(run_dir: Path, scenario: Scenario, recorder: RunRecorder, resume: bool) -> Checkpoint | None:
+def _begin(
+    run_dir: Path, scenario: Scenario, recorder: RunRecorder, resume: bool
+) -> Checkpoint | None:
     """Put the run's records where it (re)starts; returns the checkpoint it resumes from, if any.
 
     A resumed run gets back the metric rows, events and server ledger of its
@@ -156,16 +213,32 @@ def _begin(run_dir: Path, scenario: Scenario, recorder: RunRecorder, resume: boo
         if resume:
             recorder.restore(recorder.table().iloc[0:0], 0)
             remove_ledger_files(run_dir / SERVER_LEDGER)
-        recorder.event("run-start", 0, scenario=scenario.name, sites=scenario.sites.count,
-                       rounds=scenario.training.rounds)
+        recorder.event(
+            "run-start",
+            0,
+            scenario=scenario.name,
+            sites=scenario.sites.count,
+            rounds=scenario.training.rounds,
+        )
     if resume:
-        recorder.event("run-resumed", checkpoint.server_round if checkpoint is not None else 0,
-                       checkpoint=str(checkpoint.path.relative_to(run_dir)) if checkpoint is not None else None)
+        recorder.event(
+            "run-resumed",
+            checkpoint.server_round if checkpoint is not None else 0,
+            checkpoint=str(checkpoint.path.relative_to(run_dir))
+            if checkpoint is not None
+            else None,
+        )
     return checkpoint
 
 
-def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,
-                   abort: threading.Event | None = None) -> None:
+def run_federation(
+    grid: Grid,
+    scenario: Scenario,
+    run_dir: Path,
+    progress: Progress,
+    resume: bool = False,
+    abort: threading.Event | None = None,
+) -> None:
     """The whole run, from setup to the files of the run directory.
 
     With ``resume``, continue from the newest checkpoint of ``run_dir`` (or from
@@ -182,7 +255,9 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
     checkpoint = _begin(run_dir, scenario, recorder, resume)
     start_round = checkpoint.server_round if checkpoint is not None else 0
     ledger = ServerLedger(run_dir / SERVER_LEDGER)
-    node_of = setup_sites(grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort)
+    node_of = setup_sites(
+        grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort
+    )
     plan = FederationPlan(scenario, node_of, ledger)
     strategy = make_strategy(scenario, plan, recorder)
     evaluator = ServerEvaluator(scenario, recorder, strategy, progress, run_dir)
@@ -192,37 +267,63 @@ def run_federation(grid: Grid, scenario: Scenario, run_dir: Path, progress: Prog
         strategy.round_offset = start_round
         initial_arrays = checkpoint.arrays
     else:
-        initial_arrays = to_arrays(prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu")))
-    progress(f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "
-             f"{scenario.training.strategy}, deletions by {scenario.deletion.method}"
-             + (f"; resumed after round {start_round}" if resume else ""))
+        initial_arrays = to_arrays(
+            prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu"))
+        )
+    progress(
+        f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "
+        f"{scenario.training.strategy}, deletions by {scenario.deletion.method}"
+        + (f"; resumed after round {start_round}" if resume else "")
+    )
     try:
-        result = strategy.start(grid=grid, initial_arrays=initial_arrays,
-                                num_rounds=scenario.training.rounds - start_round,
-                                train_config=ConfigRecord({"lr": scenario.training.lr}), evaluate_fn=evaluator)
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=initial_arrays,
+            num_rounds=scenario.training.rounds - start_round,
+            train_config=ConfigRecord({"lr": scenario.training.lr}),
+            evaluate_fn=evaluator,
+        )
     except FederationStopped as stop:
         recorder.flush()
         mark_stopped(run_dir, scenario, str(stop))
         raise
     # Flower leaves an empty ArrayRecord when no round ran (a resume after the last checkpoint)
-    final = result.arrays if result.arrays is not None and len(result.arrays) else evaluator.last_arrays
+    final = (
+        result.arrays if result.arrays is not None and len(result.arrays) else evaluator.last_arrays
+    )
     _save_model(run_dir, scenario, final)
     for site, rids in plan.pending.items():
         if rids:
-            recorder.event("deletion-pending-at-end", scenario.training.rounds, site=plan.name(site), requests=rids)
+            recorder.event(
+                "deletion-pending-at-end",
+                scenario.training.rounds,
+                site=plan.name(site),
+                requests=rids,
+            )
     ledger_rows = ledger.rows()
     recorder.flush()
     deletion_rounds = [r.round for r in scenario.effective_requests] if not scenario.retrain else []
-    risk_figure(recorder.table(), deletion_rounds, f"{scenario.name}: {scenario.deletion.method}", run_dir / "risk.png")
+    risk_figure(
+        recorder.table(),
+        deletion_rounds,
+        f"{scenario.name}: {scenario.deletion.method}",
+        run_dir / "risk.png",
+    )
     recorder.event("run-complete", scenario.training.rounds, seconds=time.perf_counter() - t0)
     data = scenario_dataset(scenario)
     device = resolve_device(scenario.device)
     mark_complete(
-        run_dir, started=started, finished=now_iso(),
-        seconds=time.perf_counter() - t0, scenario=scenario.name, seed=scenario.seed,
-        method=scenario.deletion.method, device=str(device),
+        run_dir,
+        started=started,
+        finished=now_iso(),
+        seconds=time.perf_counter() - t0,
+        scenario=scenario.name,
+        seed=scenario.seed,
+        method=scenario.deletion.method,
+        device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        data=data.provenance.to_dict(), sites={plan.name(s): n for s, n in sorted(node_of.items())},
+        data=data.provenance.to_dict(),
+        sites={plan.name(s): n for s, n in sorted(node_of.items())},
         requests={status: sum(r["status"] == status for r in ledger_rows) for status in STATUSES},
         resumed=resume,
     )
@@ -263,16 +364,25 @@ def main(grid: Grid, context: Context) -> None:
         check_resumable(run_dir)
         scenario = load_scenario(run_dir / "scenario.yaml", overrides)
     else:
-        scenario = load_scenario(_scenario_path(str(cfg.get("scenario") or "configs/quickstart.yaml")), overrides)
-        run_dir = Path(str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")).resolve()
+        scenario = load_scenario(
+            _scenario_path(str(cfg.get("scenario") or "configs/quickstart.yaml")), overrides
+        )
+        run_dir = Path(
+            str(cfg.get("run-dir") or f"runs/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        ).resolve()
         start_run_dir(run_dir, scenario)
     progress = Progress()
     progress(f"run directory: {run_dir}")
     run_federation(grid, scenario, run_dir, progress, resume=resume)
 
 
-def make_server_app(scenario: Scenario, run_dir: Path, progress: Progress, resume: bool = False,
-                    abort: threading.Event | None = None) -> ServerApp:
+def make_server_app(
+    scenario: Scenario,
+    run_dir: Path,
+    progress: Progress,
+    resume: bool = False,
+    abort: threading.Event | None = None,
+) -> ServerApp:
     """A ServerApp bound to an already validated scenario (used by ``fedunlearn run``)."""
     bound = ServerApp()
 

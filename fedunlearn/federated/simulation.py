@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.io import read_manifest
 from fedunlearn.federated.rundir import check_new_run_dir, check_resumable, start_run_dir
 from fedunlearn.federated.scenario import Scenario
+from fedunlearn.io import read_manifest
 from fedunlearn.progress import Progress
 
 
@@ -49,7 +49,10 @@ class _HideSimulatedFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return "SimulatedSiteFailure" not in text and "An exception was raised when processing a message" not in text
+        return (
+            "SimulatedSiteFailure" not in text
+            and "An exception was raised when processing a message" not in text
+        )
 
 
 def check_inputs(scenario: Scenario) -> None:
@@ -62,11 +65,15 @@ def check_inputs(scenario: Scenario) -> None:
     try:
         site_shards(scenario, 0)  # cached: the sites reuse it
     except ValueError as exc:
-        raise FedunlearnError(f"the {scenario.sites.count} sites cannot be formed from {data.name} {data.size}px: {exc}; "
-                              "lower sites.count or change sites.partition") from None
+        raise FedunlearnError(
+            f"the {scenario.sites.count} sites cannot be formed from {data.name} {data.size}px: {exc}; "
+            "lower sites.count or change sites.partition"
+        ) from None
 
 
-RAY_TMP_MAX = 28  # Ray adds about 78 bytes under it (our folder, its session and socket names): 107 in all
+RAY_TMP_MAX = (
+    28  # Ray adds about 78 bytes under it (our folder, its session and socket names): 107 in all
+)
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -77,8 +84,14 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1]}" if text else type(exc).__name__
 
 
-def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verbose: bool = False,
-                 resume: bool = False) -> Path:
+def run_scenario(
+    scenario: Scenario,
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    resume: bool = False,
+) -> Path:
     """Run ``scenario`` through Flower's simulation engine with the Ray backend; returns ``run_dir``.
 
     With ``resume``, ``run_dir`` is an unfinished run of this scenario and it
@@ -93,8 +106,10 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
     run_dir = Path(run_dir).resolve()
     ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
     if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
-        raise FedunlearnError(f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
-                              "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp")
+        raise FedunlearnError(
+            f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
+            "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp"
+        )
     if resume:
         check_resumable(run_dir)
     else:
@@ -110,7 +125,9 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
         # Flower's own INFO/deprecation lines would bury the progress lines; failures still reach
         # the server as error replies and are logged in events.jsonl.
         logging.getLogger("flwr").setLevel(logging.ERROR)
-        if not any(isinstance(f, _HideSimulatedFailures) for f in logging.getLogger("flwr").filters):
+        if not any(
+            isinstance(f, _HideSimulatedFailures) for f in logging.getLogger("flwr").filters
+        ):
             logging.getLogger("flwr").addFilter(_HideSimulatedFailures())
     progress = Progress(quiet=quiet)
     abort = threading.Event()  # tells the ServerApp's thread to stop waiting when the engine dies
@@ -137,6 +154,8 @@ def run_scenario(scenario: Scenario, run_dir: Path, *, quiet: bool = False, verb
     manifest = read_manifest(run_dir) or {}
     if manifest.get("complete") is not True:
         why = manifest.get("stopped") or failure
-        raise FedunlearnError(f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it "
-                              "once the cause is fixed")
+        raise FedunlearnError(
+            f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it "
+            "once the cause is fixed"
+        )
     return run_dir

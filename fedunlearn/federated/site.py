@@ -36,9 +36,13 @@ from fedunlearn.unlearning import UnlearnResult, UnlearnTask, unlearn
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(dataset: str, size: int, root: str | None, synthetic: tuple[int, int, int, float], seed: int) -> BinaryDataset:
+def _dataset(
+    dataset: str, size: int, root: str | None, synthetic: tuple[int, int, int, float], seed: int
+) -> BinaryDataset:
     n_train, n_val, n_test, prevalence = synthetic
-    spec = SyntheticSpec(n_train=n_train, n_val=n_val, n_test=n_test, size=size, prevalence=prevalence, seed=seed)
+    spec = SyntheticSpec(
+        n_train=n_train, n_val=n_val, n_test=n_test, size=size, prevalence=prevalence, seed=seed
+    )
     return load_dataset(dataset, size, root, synthetic=spec)
 
 
@@ -53,7 +57,13 @@ def scenario_dataset(scenario: Scenario, *, quiet: bool = False) -> BinaryDatase
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", UnofficialDataWarning)
-        return _dataset(d.dataset, d.size, d.root, (syn.n_train, syn.n_val, syn.n_test, syn.prevalence), scenario.seed)
+        return _dataset(
+            d.dataset,
+            d.size,
+            d.root,
+            (syn.n_train, syn.n_val, syn.n_test, syn.prevalence),
+            scenario.seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,12 @@ def _partition_params(scenario: Scenario) -> dict:
 
 def mix_seed(*parts: int) -> int:
     """A process-independent seed from integers (Python's ``hash`` of strings is salted per process)."""
-    return int(np.random.SeedSequence([int(p) % (2**32) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(p) % (2**32) for p in parts]).generate_state(
+            1, dtype=np.uint64
+        )[0]
+        >> 1
+    )
 
 
 _SHARDS: dict[str, tuple[SiteShards, ...]] = {}
@@ -95,7 +110,9 @@ def _all_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
 def _compute_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
     data = scenario_dataset(scenario, quiet=True)
     s = scenario.sites
-    train_parts = partition(data.train.labels, s.count, s.partition, seed=scenario.seed, **_partition_params(scenario))
+    train_parts = partition(
+        data.train.labels, s.count, s.partition, seed=scenario.seed, **_partition_params(scenario)
+    )
     val = data.split("val")
     if s.partition == "iid":
         test_parts = partition(val.labels, s.count, "iid", seed=scenario.seed + 1)
@@ -104,7 +121,9 @@ def _compute_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
         n = len(data.train)
         sizes = [len(p) / n for p in train_parts]
         prev = [float(data.train.labels[p].float().mean()) if len(p) else 0.0 for p in train_parts]
-        test_parts = partition(val.labels, s.count, "explicit", seed=scenario.seed + 1, sizes=sizes, prevalence=prev)
+        test_parts = partition(
+            val.labels, s.count, "explicit", seed=scenario.seed + 1, sizes=sizes, prevalence=prev
+        )
     return tuple(
         SiteShards(k, s.site_name(k), train_parts[k], test_parts[k]) for k in range(s.count)
     )
@@ -119,7 +138,9 @@ def forget_seed(scenario: Scenario, site: int, request: ForgetRequest) -> int:
     return mix_seed(scenario.seed, site, request.seed, 11)
 
 
-def select_request_rows(scenario: Scenario, site: int, request: ForgetRequest, pool: torch.Tensor) -> torch.Tensor:
+def select_request_rows(
+    scenario: Scenario, site: int, request: ForgetRequest, pool: torch.Tensor
+) -> torch.Tensor:
     """The training rows a request withdraws, chosen on site from its current pool (none from an empty pool)."""
     if len(pool) == 0:  # an earlier request took every row (the whole site left)
         return pool
@@ -138,74 +159,152 @@ def remove(pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return pool[~torch.isin(pool, rows)]
 
 
-def local_train_config(scenario: Scenario, prox_mu: float = 0.0, server_round: int | None = None) -> TrainConfig:
+def local_train_config(
+    scenario: Scenario, prox_mu: float = 0.0, server_round: int | None = None
+) -> TrainConfig:
     """The local optimiser of a training round; its rate follows the round schedule (``training.lr_schedule``).
 
     ``server_round`` None: the peak rate (Federated Retrain's local reference settings)."""
     t = scenario.training
-    return t.train_config(lr=None if server_round is None else round_lr(t, server_round), prox_mu=prox_mu)
+    return t.train_config(
+        lr=None if server_round is None else round_lr(t, server_round), prox_mu=prox_mu
+    )
 
 
-def round_generator(scenario: Scenario, site: int, server_round: int, salt: int = 0) -> torch.Generator:
+def round_generator(
+    scenario: Scenario, site: int, server_round: int, salt: int = 0
+) -> torch.Generator:
     return torch.Generator().manual_seed(mix_seed(scenario.seed, site, server_round, salt))
 
 
-def local_train(model: nn.Module, scenario: Scenario, site: int, pool: torch.Tensor, server_round: int,
-                *, device: torch.device, prox_mu: float = 0.0) -> TrainStats:
+def local_train(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    pool: torch.Tensor,
+    server_round: int,
+    *,
+    device: torch.device,
+    prox_mu: float = 0.0,
+) -> TrainStats:
     """One round of local training on the site's current pool (retain data only)."""
     train_split = scenario_dataset(scenario, quiet=True).train
-    phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(class_weights(train_split.labels[pool])))
-    return train(model, [phase], local_train_config(scenario, prox_mu, server_round), device=device,
-                 generator=round_generator(scenario, site, server_round), track_rows=True)
+    phase = Phase(
+        "train",
+        train_split.images,
+        train_split.labels,
+        pool,
+        WeightedCE(class_weights(train_split.labels[pool])),
+    )
+    return train(
+        model,
+        [phase],
+        local_train_config(scenario, prox_mu, server_round),
+        device=device,
+        generator=round_generator(scenario, site, server_round),
+        track_rows=True,
+    )
 
 
-def local_unlearn(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
-                  server_round: int, *, device: torch.device, fresh_model) -> UnlearnResult:
+def local_unlearn(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    forget: torch.Tensor,
+    retain: torch.Tensor,
+    server_round: int,
+    *,
+    device: torch.device,
+    fresh_model,
+) -> UnlearnResult:
     """The site's unlearning pass, from the current global model, on its own forget and retain rows."""
     train_split = scenario_dataset(scenario, quiet=True).train
     method = scenario.deletion.method
     task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
-    return unlearn(method, model, task, device=device, seed=mix_seed(scenario.seed, site, server_round, 7),
-                   config=scenario.deletion.unlearn.unlearn_config(method), fresh_model=fresh_model,
-                   retrain_config=local_train_config(scenario), track_rows=True)
+    return unlearn(
+        method,
+        model,
+        task,
+        device=device,
+        seed=mix_seed(scenario.seed, site, server_round, 7),
+        config=scenario.deletion.unlearn.unlearn_config(method),
+        fresh_model=fresh_model,
+        retrain_config=local_train_config(scenario),
+        track_rows=True,
+    )
 
 
-def local_test_confusion(model: nn.Module, scenario: Scenario, site: int, *, device: torch.device) -> Confusion:
+def local_test_confusion(
+    model: nn.Module, scenario: Scenario, site: int, *, device: torch.device
+) -> Confusion:
     val = scenario_dataset(scenario, quiet=True).split("val")
     shards = site_shards(scenario, site)
-    preds = predict_sets(model, {"t": EvalSet(val.images, val.labels, shards.test_rows)}, device=device)
+    preds = predict_sets(
+        model, {"t": EvalSet(val.images, val.labels, shards.test_rows)}, device=device
+    )
     return confusion_of(preds["t"])
 
 
-def forget_reports(model: nn.Module, scenario: Scenario, site: int, forgets: Mapping[int, torch.Tensor],
-                   retain: torch.Tensor, *, device: torch.device) -> dict[int, dict[str, float]]:
+def forget_reports(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    forgets: Mapping[int, torch.Tensor],
+    retain: torch.Tensor,
+    *,
+    device: torch.device,
+) -> dict[int, dict[str, float]]:
     """Forget-set metrics computed on site (UBAC, UA, MIA efficacy, forget FNR), aggregates only, for
     several forget sets on one model: the retain set and the local test shard are predicted once."""
     data = scenario_dataset(scenario, quiet=True)
     val = data.split("val")
-    sets = {"retain": EvalSet(data.train.images, data.train.labels, retain),
-            "test": EvalSet(val.images, val.labels, site_shards(scenario, site).test_rows)}
-    sets |= {f"forget-{key}": EvalSet(data.train.images, data.train.labels, rows) for key, rows in forgets.items()}
+    sets = {
+        "retain": EvalSet(data.train.images, data.train.labels, retain),
+        "test": EvalSet(val.images, val.labels, site_shards(scenario, site).test_rows),
+    }
+    sets |= {
+        f"forget-{key}": EvalSet(data.train.images, data.train.labels, rows)
+        for key, rows in forgets.items()
+    }
     preds = predict_sets(model, sets, device=device)
     e = scenario.evaluation
     out = {}
     for key, rows in forgets.items():
         split = {"forget": preds[f"forget-{key}"], "retain": preds["retain"], "test": preds["test"]}
         f = unlearning_report(split, RiskCosts(e.c_fp, e.c_fn), e.mia)["forget"]
-        counts = confusion_of(preds[f"forget-{key}"])  # so that forget metrics can be pooled over sites by counts
-        out[key] = {"ubac": f["ubac"], "ua": f["ua"], "mia_efficacy": f["mia_efficacy"], "forget_fnr": f["fnr"],
-                    "forget_count": float(len(rows)), "forget_tp": float(counts.tp), "forget_fp": float(counts.fp),
-                    "forget_tn": float(counts.tn), "forget_fn": float(counts.fn)}
+        counts = confusion_of(
+            preds[f"forget-{key}"]
+        )  # so that forget metrics can be pooled over sites by counts
+        out[key] = {
+            "ubac": f["ubac"],
+            "ua": f["ua"],
+            "mia_efficacy": f["mia_efficacy"],
+            "forget_fnr": f["fnr"],
+            "forget_count": float(len(rows)),
+            "forget_tp": float(counts.tp),
+            "forget_fp": float(counts.fp),
+            "forget_tn": float(counts.tn),
+            "forget_fn": float(counts.fn),
+        }
     return out
 
 
-def forget_report(model: nn.Module, scenario: Scenario, site: int, forget: torch.Tensor, retain: torch.Tensor,
-                  *, device: torch.device) -> dict[str, float]:
+def forget_report(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    forget: torch.Tensor,
+    retain: torch.Tensor,
+    *,
+    device: torch.device,
+) -> dict[str, float]:
     """:func:`forget_reports` of one forget set."""
     return forget_reports(model, scenario, site, {0: forget}, retain, device=device)[0]
 
 
-def _rows_in_order(scenario: Scenario, site: int, up_to_round: int | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def _rows_in_order(
+    scenario: Scenario, site: int, up_to_round: int | None
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """The site's requests (arrived by ``up_to_round``; all when None) taken from its shard in the order
     they are applied; returns the pool left and each request's rows."""
     pool = site_shards(scenario, site).train_rows
@@ -225,7 +324,9 @@ def initial_pool(scenario: Scenario, site: int) -> tuple[torch.Tensor, dict[int,
     return site_shards(scenario, site).train_rows, {}
 
 
-def tracked_forget_sets(scenario: Scenario, site: int, server_round: int) -> dict[int, torch.Tensor]:
+def tracked_forget_sets(
+    scenario: Scenario, site: int, server_round: int
+) -> dict[int, torch.Tensor]:
     """Control arm (``deletion.method: none``): the rows each request arrived by ``server_round`` would
     withdraw, chosen exactly as an erasing run chooses them. They stay in the training pool; the site only
     measures the model on them, so a method's forget metrics have a counterfactual to be compared with."""
@@ -261,7 +362,9 @@ def scheduled_failure(scenario: Scenario, site: int, server_round: int, phase: s
         if crash.site == site and crash.round == server_round and crash.phase in ("round", phase):
             return f"scheduled crash of {name} in round {server_round} ({phase})"
     if f.dropout > 0:
-        draw = np.random.default_rng(mix_seed(scenario.seed, server_round, site, _STREAM_DROPOUT)).random()
+        draw = np.random.default_rng(
+            mix_seed(scenario.seed, server_round, site, _STREAM_DROPOUT)
+        ).random()
         if draw < f.dropout:
             return f"{name} dropped out of round {server_round} (failures.dropout = {f.dropout:g})"
     return None

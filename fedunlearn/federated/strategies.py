@@ -30,7 +30,9 @@ class StrategySpec:
 STRATEGY_REGISTRY: Registry[StrategySpec] = Registry("strategy")
 
 
-def register_strategy(name: str, base: type[Strategy], *, force: bool = False) -> Callable[[Options], Options]:
+def register_strategy(
+    name: str, base: type[Strategy], *, force: bool = False
+) -> Callable[[Options], Options]:
     """Decorator over ``options(training) -> kwargs``: registers ``base`` as strategy ``name``."""
 
     def wrap(options: Options) -> Options:

@@ -39,15 +39,26 @@ from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.policy import PolicySpec, fresh_global_arrays, get_policy
 from fedunlearn.federated.protocol import (
-    ARRAYS, EVALUATE, INFO, METRICS, NUM_EXAMPLES, TRAIN, UNLEARN, EvaluateReply, TrainInfo, TrainMetrics, UnlearnInfo,
-    is_unlearn_reply, with_requests, with_withdrawals,
+    ARRAYS,
+    EVALUATE,
+    INFO,
+    METRICS,
+    NUM_EXAMPLES,
+    TRAIN,
+    UNLEARN,
+    EvaluateReply,
+    TrainInfo,
+    TrainMetrics,
+    UnlearnInfo,
+    is_unlearn_reply,
+    with_requests,
+    with_withdrawals,
 )
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.federated.site import mix_seed
 from fedunlearn.federated.strategies import get_strategy
 from fedunlearn.metrics import Confusion, RiskCosts, clinical_metrics, pool
-
 
 
 @dataclass
@@ -64,8 +75,12 @@ class FederationPlan:
     scenario: Scenario
     node_of: dict[int, int]
     ledger: ServerLedger
-    pending: dict[int, list[int]] = field(default_factory=dict)  # site -> request ids not yet honoured
-    withdrawing: dict[int, list[int]] = field(default_factory=dict)  # site -> accepted ids not yet confirmed dropped
+    pending: dict[int, list[int]] = field(
+        default_factory=dict
+    )  # site -> request ids not yet honoured
+    withdrawing: dict[int, list[int]] = field(
+        default_factory=dict
+    )  # site -> accepted ids not yet confirmed dropped
     accepted: set[int] = field(default_factory=set)
 
     def site_of(self, node_id: int) -> int:
@@ -98,7 +113,9 @@ class FederationPlan:
             if req.round <= server_round and rid not in self.accepted:
                 self.accepted.add(rid)
                 self.ledger.request(rid, self.name(req.site), req.round, req.fraction, req.mode)
-                if self.scenario.control:  # recorded, never withdrawn nor unlearned: its site only tracks the rows
+                if (
+                    self.scenario.control
+                ):  # recorded, never withdrawn nor unlearned: its site only tracks the rows
                     self.ledger.not_erased(rid, server_round)
                     continue
                 self.pending.setdefault(req.site, []).append(rid)
@@ -146,11 +163,15 @@ class FederationPlan:
 
     def state(self) -> dict[str, Any]:
         """The plan's progress, as JSON-able data (for checkpoints)."""
+
         def by_site(d: dict[int, list[int]]) -> dict[str, list[int]]:
             return {str(k): list(v) for k, v in sorted(d.items()) if v}
 
-        return {"accepted": sorted(self.accepted), "pending": by_site(self.pending),
-                "withdrawing": by_site(self.withdrawing)}
+        return {
+            "accepted": sorted(self.accepted),
+            "pending": by_site(self.pending),
+            "withdrawing": by_site(self.withdrawing),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Put back a :meth:`state`."""
@@ -175,18 +196,24 @@ class DeletionAware:
         self.round_seconds: dict[str, float] = {}
         self.round_offset = 0
         self._t0 = 0.0
-        self._unlearning: dict[int, list[int]] = {}  # site -> request ids sent for unlearning this round
+        self._unlearning: dict[
+            int, list[int]
+        ] = {}  # site -> request ids sent for unlearning this round
 
     @property
     def ledger(self) -> ServerLedger:
         return self.plan.ledger
 
     # ------------------------------------------------------------------ train
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         server_round += self.round_offset
         self._t0 = time.perf_counter()
         self._unlearning = {}
-        if reset := self.plan.resets_at(server_round):  # retrain policy: restart from a fresh global model
+        if reset := self.plan.resets_at(
+            server_round
+        ):  # retrain policy: restart from a fresh global model
             arrays = fresh_global_arrays(self.plan.scenario, server_round)
             if hasattr(self, "m_t"):  # FedAdam/FedYogi: the server optimiser's moments restart too
                 self.m_t = self.v_t = None
@@ -200,27 +227,51 @@ class DeletionAware:
         deleting = self.plan.deletions_at(server_round)
         withdrawing = self.plan.withdrawals_at(server_round)
         integration = self.plan.scenario.deletion.integration
-        trainers = [] if (deleting and integration == "adopt") else [s for s in self.plan.sample(server_round) if s not in deleting]
+        trainers = (
+            []
+            if (deleting and integration == "adopt")
+            else [s for s in self.plan.sample(server_round) if s not in deleting]
+        )
         cfg_key = getattr(self, "configrecord_key", "config")
         arr_key = getattr(self, "arrayrecord_key", "arrays")
         messages = []
         for s in trainers:
-            if withdrawing.get(s):  # drop these requests' rows before training (their unlearning may come later)
+            if withdrawing.get(
+                s
+            ):  # drop these requests' rows before training (their unlearning may come later)
                 cfg = with_withdrawals(content[cfg_key], withdrawing[s])
-                messages.append(Message(RecordDict({arr_key: content[arr_key], cfg_key: cfg}), self.plan.node_of[s], TRAIN))
+                messages.append(
+                    Message(
+                        RecordDict({arr_key: content[arr_key], cfg_key: cfg}),
+                        self.plan.node_of[s],
+                        TRAIN,
+                    )
+                )
             else:
                 messages.append(Message(content, self.plan.node_of[s], TRAIN))
         self._unlearning = deleting
         for site, rids in deleting.items():
             cfg = with_requests(content[cfg_key], rids)
-            messages.append(Message(RecordDict({arr_key: arrays, cfg_key: cfg}), self.plan.node_of[site], UNLEARN))
+            messages.append(
+                Message(
+                    RecordDict({arr_key: arrays, cfg_key: cfg}), self.plan.node_of[site], UNLEARN
+                )
+            )
             for rid in rids:
                 self.ledger.attempted(rid)
-            self.recorder.event("deletion-sent", server_round, site=self.plan.name(site), requests=rids,
-                                method=self.plan.scenario.deletion.method, integration=integration)
+            self.recorder.event(
+                "deletion-sent",
+                server_round,
+                site=self.plan.name(site),
+                requests=rids,
+                method=self.plan.scenario.deletion.method,
+                integration=integration,
+            )
         return messages
 
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round += self.round_offset
         # Replies arrive in whatever order the actors finish; floating-point sums are not associative,
         # so aggregate in site order to make a run reproducible bit for bit.
@@ -237,23 +288,40 @@ class DeletionAware:
             info = TrainInfo.from_record(msg.content[INFO])
             site_name = self.plan.name(info.site)
             m = TrainMetrics.from_record(msg.content[METRICS])
-            self.recorder.metrics(server_round, site_name, "train", {"num_examples": m.num_examples, "loss": m.loss,
-                                                                    "seconds": m.seconds, "images": m.images})
+            self.recorder.metrics(
+                server_round,
+                site_name,
+                "train",
+                {
+                    "num_examples": m.num_examples,
+                    "loss": m.loss,
+                    "seconds": m.seconds,
+                    "images": m.images,
+                },
+            )
             if info.withdrawn_ids:
                 withdrawn = list(info.withdrawn_ids)
                 self.plan.withdrawn(info.site, withdrawn)
                 for rid, count in zip(withdrawn, info.withdrawn_counts):
                     self.ledger.counted(rid, count)
-                self.recorder.event("withdrawal-applied", server_round, site=site_name, requests=withdrawn)
+                self.recorder.event(
+                    "withdrawal-applied", server_round, site=site_name, requests=withdrawn
+                )
         self.round_seconds["train"] = time.perf_counter() - self._t0
         if unlearned and self.plan.scenario.deletion.integration == "adopt":
             contents = [m.content for m in unlearned]
-            if sum(float(c[METRICS][NUM_EXAMPLES]) for c in contents) == 0:  # only sites with nothing left
+            if (
+                sum(float(c[METRICS][NUM_EXAMPLES]) for c in contents) == 0
+            ):  # only sites with nothing left
                 contents = [_reweighted(c, 1) for c in contents]
-            return aggregate_arrayrecords(contents, NUM_EXAMPLES), aggregate_metricrecords(contents, NUM_EXAMPLES)
+            return aggregate_arrayrecords(contents, NUM_EXAMPLES), aggregate_metricrecords(
+                contents, NUM_EXAMPLES
+            )
         # A site with an empty pool (it withdrew all its rows) sends its weights back unchanged with
         # num-examples 0: it carries no weight, and a round of such replies only keeps the global model.
-        replies = [m for m in replies if m.has_error() or float(m.content[METRICS][NUM_EXAMPLES]) > 0]
+        replies = [
+            m for m in replies if m.has_error() or float(m.content[METRICS][NUM_EXAMPLES]) > 0
+        ]
         if not replies:
             return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
@@ -266,14 +334,24 @@ class DeletionAware:
         except KeyError:
             site = None
         rids = self._unlearning.get(site, []) if site is not None else []
-        self.recorder.event("site-failure", server_round, site=self._site_name(msg),
-                            phase="unlearn" if rids else "train", reason=reason)
+        self.recorder.event(
+            "site-failure",
+            server_round,
+            site=self._site_name(msg),
+            phase="unlearn" if rids else "train",
+            reason=reason,
+        )
         if rids:
             for rid in rids:
                 self.ledger.failed(rid, reason)
-            self.recorder.event("deletion-failed", server_round, site=self._site_name(msg), requests=rids,
-                                retry="the requests stay pending and are sent again in the next round the policy "
-                                "acts; the site keeps their rows out of training")
+            self.recorder.event(
+                "deletion-failed",
+                server_round,
+                site=self._site_name(msg),
+                requests=rids,
+                retry="the requests stay pending and are sent again in the next round the policy "
+                "acts; the site keeps their rows out of training",
+            )
 
     def _record_unlearn(self, server_round: int, info: UnlearnInfo) -> None:
         rids = list(info.request_ids)
@@ -281,21 +359,43 @@ class DeletionAware:
         name = self.plan.name(info.site)
         req = ",".join(f"r{r}" for r in rids)
         after = {k.replace("-", "_"): v for k, v in info.after.items()}
-        before = {f"before.{k}".replace(".", "_").replace("-", "_"): v
-                  for k, v in info.before.items() if k != "forget_count"}
-        self.recorder.metrics(server_round, name, "unlearn", {
-            "forget_count": float(info.forget_count), "retain_count": float(info.retain_count),
-            "seconds": info.seconds, "images": float(info.images),
-            **{k: v for k, v in after.items() if k != "forget_count"}, **before,
-        }, request=req)
+        before = {
+            f"before.{k}".replace(".", "_").replace("-", "_"): v
+            for k, v in info.before.items()
+            if k != "forget_count"
+        }
+        self.recorder.metrics(
+            server_round,
+            name,
+            "unlearn",
+            {
+                "forget_count": float(info.forget_count),
+                "retain_count": float(info.retain_count),
+                "seconds": info.seconds,
+                "images": float(info.images),
+                **{k: v for k, v in after.items() if k != "forget_count"},
+                **before,
+            },
+            request=req,
+        )
         for rid, count in zip(rids, info.request_counts):
             self.ledger.applied(rid, server_round, info.method, after, sample_count=count)
-        self.recorder.event("deletion-applied", server_round, site=name, requests=rids, method=info.method,
-                            forget_count=info.forget_count, ubac=info.after.get("ubac"),
-                            mia_efficacy=info.after.get("mia_efficacy"), seconds=info.seconds)
+        self.recorder.event(
+            "deletion-applied",
+            server_round,
+            site=name,
+            requests=rids,
+            method=info.method,
+            forget_count=info.forget_count,
+            ubac=info.after.get("ubac"),
+            mia_efficacy=info.after.get("mia_efficacy"),
+            seconds=info.seconds,
+        )
 
     # --------------------------------------------------------------- evaluate
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         server_round += self.round_offset
         self._t_eval = time.perf_counter()
         base = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
@@ -304,37 +404,61 @@ class DeletionAware:
         # Every site evaluates every round, so per-site risk exists for all of them.
         return [Message(base[0].content, node, EVALUATE) for node in self.plan.node_of.values()]
 
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
         server_round += self.round_offset
         costs = self._costs()
         confusions: list[Confusion] = []
         for msg in self._in_site_order(replies):
             if msg.has_error():
-                self.recorder.event("site-failure", server_round, site=self._site_name(msg), phase="evaluate",
-                                    reason=_gist(msg.error.reason))
+                self.recorder.event(
+                    "site-failure",
+                    server_round,
+                    site=self._site_name(msg),
+                    phase="evaluate",
+                    reason=_gist(msg.error.reason),
+                )
                 continue
             reply = EvaluateReply.from_content(msg.content)
             confusions.append(reply.confusion)
             site_name = self.plan.name(reply.site)
-            self.recorder.metrics(server_round, site_name, "local-test", clinical_metrics(reply.confusion, costs=costs))
+            self.recorder.metrics(
+                server_round,
+                site_name,
+                "local-test",
+                clinical_metrics(reply.confusion, costs=costs),
+            )
             self.recorder.metrics(server_round, site_name, "evaluate", {"seconds": reply.seconds})
             for request_id, values in reply.forget.items():
                 values = dict(values)
-                self.recorder.metrics(server_round, site_name, "forget", values, request=f"r{request_id}")
+                self.recorder.metrics(
+                    server_round, site_name, "forget", values, request=f"r{request_id}"
+                )
                 if self.ledger.verified(request_id, server_round, values):
-                    self.recorder.event("deletion-verified", server_round, site=site_name, requests=[request_id],
-                                        ubac=values.get("ubac"), mia_efficacy=values.get("mia_efficacy"))
+                    self.recorder.event(
+                        "deletion-verified",
+                        server_round,
+                        site=site_name,
+                        requests=[request_id],
+                        ubac=values.get("ubac"),
+                        mia_efficacy=values.get("mia_efficacy"),
+                    )
         self.round_seconds["evaluate"] = time.perf_counter() - self._t_eval
         needed = self.plan.scenario.failures.min_sites
         if len(confusions) < needed:
-            reason = (f"only {len(confusions)} of {self.plan.scenario.sites.count} sites answered round {server_round}, "
-                      f"fewer than failures.min_sites = {needed}")
+            reason = (
+                f"only {len(confusions)} of {self.plan.scenario.sites.count} sites answered round {server_round}, "
+                f"fewer than failures.min_sites = {needed}"
+            )
             self.recorder.event("run-stopped", server_round, reason=reason)
             raise FederationStopped(reason)
         if not confusions:
             return None
         pooled = pool(confusions)
-        self.recorder.metrics(server_round, "pooled", "local-test", clinical_metrics(pooled, costs=costs))
+        self.recorder.metrics(
+            server_round, "pooled", "local-test", clinical_metrics(pooled, costs=costs)
+        )
         return MetricRecord({NUM_EXAMPLES: pooled.n, **pooled.as_dict()})
 
     # ---------------------------------------------------------------- helpers
@@ -381,8 +505,13 @@ def make_strategy(scenario: Scenario, plan: FederationPlan, recorder: RunRecorde
     spec = get_strategy(t.strategy)
     cls = type(f"DeletionAware{spec.base.__name__}", (DeletionAware, spec.base), {})
     n = scenario.sites.count
-    kwargs = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=n)
+    kwargs = dict(
+        fraction_train=1.0,
+        fraction_evaluate=1.0,
+        min_train_nodes=1,
+        min_evaluate_nodes=1,
+        min_available_nodes=n,
+    )
     strategy = cls(**kwargs, **spec.options(t))
     strategy.bind(plan, recorder)
     return strategy
-

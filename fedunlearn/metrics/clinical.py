@@ -71,7 +71,9 @@ def _binary(x: Any, name: str) -> np.ndarray:
         return arr.astype(np.int64)
     if arr.size and not np.isin(arr, (0, 1)).all():
         bad = np.unique(arr[~np.isin(arr, (0, 1))])[:5]
-        raise ValueError(f"{name} must be binary (0 benign, 1 malignant); found values {bad.tolist()}")
+        raise ValueError(
+            f"{name} must be binary (0 benign, 1 malignant); found values {bad.tolist()}"
+        )
     return arr.astype(np.int64)
 
 
@@ -109,7 +111,9 @@ class Confusion:
     def __add__(self, other: Confusion) -> Confusion:
         if not isinstance(other, Confusion):
             return NotImplemented
-        return Confusion(self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn)
+        return Confusion(
+            self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn
+        )
 
     @property
     def n(self) -> int:

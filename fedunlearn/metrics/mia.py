@@ -102,7 +102,9 @@ def mia_features(probs: ArrayLike, labels: ArrayLike, variant: str = "confidence
     try:
         feature = _FEATURES[variant]
     except KeyError:
-        raise ValueError(f"unknown MIA variant {variant!r}; valid: {', '.join(MIA_VARIANTS)}") from None
+        raise ValueError(
+            f"unknown MIA variant {variant!r}; valid: {', '.join(MIA_VARIANTS)}"
+        ) from None
     p = _as_array(probs).astype(np.float64)
     y_raw = _as_array(labels).reshape(-1)
     if p.size == 0 and y_raw.size == 0:

@@ -30,7 +30,9 @@ from fedunlearn.metrics.clinical import RiskCosts
 
 FIXED_THRESHOLD = 0.5  # the study's
 _SENS = re.compile(r"^sens@(0?\.\d+|1(\.0*)?)$")
-OPERATING_POINT_HELP = "a threshold in (0, 1) such as 0.5, sens@T with T in (0, 1] (e.g. sens@0.95), or cost-optimal"
+OPERATING_POINT_HELP = (
+    "a threshold in (0, 1) such as 0.5, sens@T with T in (0, 1] (e.g. sens@0.95), or cost-optimal"
+)
 
 
 def parse_operating_point(spec: float | str) -> tuple[str, float | None]:
@@ -63,7 +65,11 @@ def parse_operating_point(spec: float | str) -> tuple[str, float | None]:
 def operating_point_name(spec: float | str) -> str:
     """The label of an operating point in tables: ``0.5``, ``sens@0.95``, ``cost-optimal``."""
     kind, value = parse_operating_point(spec)
-    return f"{value:g}" if kind == "fixed" else ("cost-optimal" if kind == "cost" else f"sens@{value:g}")
+    return (
+        f"{value:g}"
+        if kind == "fixed"
+        else ("cost-optimal" if kind == "cost" else f"sens@{value:g}")
+    )
 
 
 def threshold_for_sensitivity(labels: ArrayLike, scores: ArrayLike, target: float) -> float:
@@ -106,7 +112,9 @@ def cost_optimal_threshold(labels: ArrayLike, scores: ArrayLike, costs: RiskCost
     return float(candidates[best])
 
 
-def choose_threshold(spec: float | str, val_labels: ArrayLike, val_scores: ArrayLike, costs: RiskCosts) -> float:
+def choose_threshold(
+    spec: float | str, val_labels: ArrayLike, val_scores: ArrayLike, costs: RiskCosts
+) -> float:
     """The threshold of operating point ``spec``, chosen on validation labels and scores only."""
     kind, value = parse_operating_point(spec)
     if kind == "fixed":

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from fedunlearn.models.resnet import resnet18
-from fedunlearn.registry import Registry
 from fedunlearn.models.small_cnn import SmallCNN, small_cnn_gn
+from fedunlearn.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -34,7 +34,9 @@ def get_model_factory(name: str) -> ModelFactory:
     return MODEL_REGISTRY.get(name)
 
 
-def build_model(name: str, *, num_classes: int = 2, in_channels: int = 3, seed: int | None = None) -> nn.Module:
+def build_model(
+    name: str, *, num_classes: int = 2, in_channels: int = 3, seed: int | None = None
+) -> nn.Module:
     """Build a freshly initialised model; ``seed`` makes the initial weights reproducible."""
     factory = get_model_factory(name)
     if seed is None:

@@ -32,7 +32,9 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 def _stage(c_in: int, c_out: int, stride: int = 1, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), _norm(norm, c_out), nn.ReLU(inplace=True)
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        _norm(norm, c_out),
+        nn.ReLU(inplace=True),
     )
 
 

@@ -19,9 +19,22 @@ import numpy as np
 import pandas as pd
 
 from fedunlearn.reports.paired import (
-    METRIC_WORDS, N_RESAMPLES, REFERENCE, PairedDifference, format_difference, paired_ci, verdict,
+    METRIC_WORDS,
+    N_RESAMPLES,
+    REFERENCE,
+    PairedDifference,
+    format_difference,
+    paired_ci,
+    verdict,
 )
-from fedunlearn.reports.tables import CONTROL, RETRAIN, figures_at, final_round, run_costs, variant_groups
+from fedunlearn.reports.tables import (
+    CONTROL,
+    RETRAIN,
+    figures_at,
+    final_round,
+    run_costs,
+    variant_groups,
+)
 
 FINAL, ERASURE = "final", "erasure"
 #: Metrics of the paired summary: global test, then pooled forget sets; costs (``final`` only) after.
@@ -29,8 +42,21 @@ OUTCOMES: tuple[str, ...] = ("fnr", "risk_2", "bac", "auc", "ubac", "mia_efficac
 COSTS: tuple[str, ...] = ("seconds", "images", "erasure_seconds", "erasure_images")
 #: The columns of the paired summary after the keys (``summary.csv`` of a sweep).
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "method", "metric", "at", "round", "mean", "std", "delta_vs_control", "ci_low", "ci_high",
-    "delta_vs_retrain", "ci_low_retrain", "ci_high_retrain", "n_seeds", "verdict_vs_control", "verdict_vs_retrain",
+    "method",
+    "metric",
+    "at",
+    "round",
+    "mean",
+    "std",
+    "delta_vs_control",
+    "ci_low",
+    "ci_high",
+    "delta_vs_retrain",
+    "ci_low_retrain",
+    "ci_high_retrain",
+    "n_seeds",
+    "verdict_vs_control",
+    "verdict_vs_retrain",
 )
 NO_CONTROL = "no control arm"
 NO_RETRAIN = "no Retrain arm"
@@ -40,12 +66,16 @@ def erasure_round(metrics: pd.DataFrame, first_request: int | None) -> int | Non
     """The first round at or after ``first_request`` with global test rows; None without a request or such a round."""
     if first_request is None:
         return None
-    g = metrics.loc[(metrics["site"] == "global") & (metrics["phase"] == "test"), "round"].astype(int)
+    g = metrics.loc[(metrics["site"] == "global") & (metrics["phase"] == "test"), "round"].astype(
+        int
+    )
     later = g[g >= first_request]
     return int(later.min()) if len(later) else None
 
 
-def run_figures(long: pd.DataFrame, keys: Sequence[str], first_requests: Mapping[str, int | None]) -> pd.DataFrame:
+def run_figures(
+    long: pd.DataFrame, keys: Sequence[str], first_requests: Mapping[str, int | None]
+) -> pd.DataFrame:
     """One row per (run, moment, metric): the figures each paired comparison reads.
 
     Parameters
@@ -67,7 +97,12 @@ def run_figures(long: pd.DataFrame, keys: Sequence[str], first_requests: Mapping
     rows = []
     for run, sub in long.groupby("run", sort=False):
         first = sub.iloc[0]
-        head = {"run": run, **{k: first[k] for k in keys}, "seed": first["seed"], "method": first["method"]}
+        head = {
+            "run": run,
+            **{k: first[k] for k in keys},
+            "seed": first["seed"],
+            "method": first["method"],
+        }
         last = final_round(sub)
         moments = [(FINAL, last)]
         if (erased := erasure_round(sub, first_requests.get(run))) is not None:
@@ -76,9 +111,13 @@ def run_figures(long: pd.DataFrame, keys: Sequence[str], first_requests: Mapping
             figures = figures_at(sub, rnd)
             if at == FINAL:
                 figures.update(run_costs(sub))
-            rows += [{**head, "at": at, "round": rnd, "metric": m, "value": figures[m]}
-                     for m in (*OUTCOMES, *(COSTS if at == FINAL else ()))]
-    return pd.DataFrame(rows, columns=["run", *keys, "seed", "method", "at", "round", "metric", "value"])
+            rows += [
+                {**head, "at": at, "round": rnd, "metric": m, "value": figures[m]}
+                for m in (*OUTCOMES, *(COSTS if at == FINAL else ()))
+            ]
+    return pd.DataFrame(
+        rows, columns=["run", *keys, "seed", "method", "at", "round", "metric", "value"]
+    )
 
 
 def _by_seed(rows: pd.DataFrame) -> pd.Series:
@@ -86,7 +125,9 @@ def _by_seed(rows: pd.DataFrame) -> pd.Series:
     return rows.groupby("seed")["value"].mean().dropna()
 
 
-def _contrast(values: pd.Series, ref: pd.Series | None, n_resamples: int) -> PairedDifference | None:
+def _contrast(
+    values: pd.Series, ref: pd.Series | None, n_resamples: int
+) -> PairedDifference | None:
     if ref is None:
         return None
     seeds = values.index.intersection(ref.index)
@@ -97,8 +138,11 @@ def _columns(diff: PairedDifference | None, reference: str) -> dict[str, float]:
     """``delta_vs_control, ci_low, ci_high`` or ``delta_vs_retrain, ci_low_retrain, ci_high_retrain``."""
     d = diff or PairedDifference(float("nan"), float("nan"), float("nan"), 0)
     tail = "" if reference == CONTROL else "_retrain"
-    return {f"delta_vs_{'control' if reference == CONTROL else 'retrain'}": d.mean, f"ci_low{tail}": d.low,
-            f"ci_high{tail}": d.high}
+    return {
+        f"delta_vs_{'control' if reference == CONTROL else 'retrain'}": d.mean,
+        f"ci_low{tail}": d.low,
+        f"ci_high{tail}": d.high,
+    }
 
 
 def _verdict(metric: str, method: str, diff: PairedDifference | None, reference: str) -> str:
@@ -112,11 +156,16 @@ def _verdict(metric: str, method: str, diff: PairedDifference | None, reference:
 def _method_order(methods: Sequence[str]) -> list[str]:
     """Control first, Retrain last, the others in first-seen order."""
     seen = list(dict.fromkeys(methods))
-    return ([CONTROL] if CONTROL in seen else []) + [m for m in seen if m not in (CONTROL, RETRAIN)] + \
-        ([RETRAIN] if RETRAIN in seen else [])
+    return (
+        ([CONTROL] if CONTROL in seen else [])
+        + [m for m in seen if m not in (CONTROL, RETRAIN)]
+        + ([RETRAIN] if RETRAIN in seen else [])
+    )
 
 
-def paired_summary(figures: pd.DataFrame, keys: Sequence[str], *, n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+def paired_summary(
+    figures: pd.DataFrame, keys: Sequence[str], *, n_resamples: int = N_RESAMPLES
+) -> pd.DataFrame:
     """Mean ± std over seeds and paired differences to the control arm and to Retrain.
 
     Parameters
@@ -154,22 +203,34 @@ def paired_summary(figures: pd.DataFrame, keys: Sequence[str], *, n_resamples: i
                 vals = arms[method]
                 vs_control = _contrast(vals, control, n_resamples)
                 vs_retrain = _contrast(vals, retrain, n_resamples)
-                out.append({
-                    **dict(zip(keys, values)), "method": method, "metric": metric, "at": at,
-                    "round": int(rows["round"].min()),
-                    "mean": float(vals.mean()) if len(vals) else float("nan"),
-                    "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
-                    **_columns(vs_control, CONTROL), **_columns(vs_retrain, RETRAIN),
-                    "n_seeds": int(len(vals)),
-                    "verdict_vs_control": _verdict(metric, method, vs_control, CONTROL),
-                    "verdict_vs_retrain": _verdict(metric, method, vs_retrain, RETRAIN),
-                })
+                out.append(
+                    {
+                        **dict(zip(keys, values)),
+                        "method": method,
+                        "metric": metric,
+                        "at": at,
+                        "round": int(rows["round"].min()),
+                        "mean": float(vals.mean()) if len(vals) else float("nan"),
+                        "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
+                        **_columns(vs_control, CONTROL),
+                        **_columns(vs_retrain, RETRAIN),
+                        "n_seeds": len(vals),
+                        "verdict_vs_control": _verdict(metric, method, vs_control, CONTROL),
+                        "verdict_vs_retrain": _verdict(metric, method, vs_retrain, RETRAIN),
+                    }
+                )
     frame = pd.DataFrame(out, columns=[*keys, *SUMMARY_COLUMNS])
-    order = {(a, m): i for i, (a, m) in enumerate((a, m) for a in (FINAL, ERASURE) for m in (*OUTCOMES, *COSTS))}
+    order = {
+        (a, m): i
+        for i, (a, m) in enumerate((a, m) for a in (FINAL, ERASURE) for m in (*OUTCOMES, *COSTS))
+    }
     frame["_order"] = [order.get((a, m), len(order)) for a, m in zip(frame["at"], frame["metric"])]
     frame["_group"] = frame.groupby(list(keys), sort=False, dropna=False).ngroup() if keys else 0
-    return frame.sort_values(["_group", "_order"], kind="stable").drop(columns=["_order", "_group"]) \
+    return (
+        frame.sort_values(["_group", "_order"], kind="stable")
+        .drop(columns=["_order", "_group"])
         .reset_index(drop=True)
+    )
 
 
 def _number(x: float, digits: int) -> str:
@@ -178,28 +239,50 @@ def _number(x: float, digits: int) -> str:
 
 def _cells(row: pd.Series) -> dict[str, str]:
     digits = 1 if row["metric"] in COSTS else 3
-    mean = _number(row["mean"], digits) + ("" if np.isnan(row["std"]) else f" ± {row['std']:.{digits}f}")
+    mean = _number(row["mean"], digits) + (
+        "" if np.isnan(row["std"]) else f" ± {row['std']:.{digits}f}"
+    )
     control = PairedDifference(row["delta_vs_control"], row["ci_low"], row["ci_high"], 0)
-    retrain = PairedDifference(row["delta_vs_retrain"], row["ci_low_retrain"], row["ci_high_retrain"], 0)
+    retrain = PairedDifference(
+        row["delta_vs_retrain"], row["ci_low_retrain"], row["ci_high_retrain"], 0
+    )
+
     def delta(diff: PairedDifference, words: str) -> str:
         return "—" if words == REFERENCE else format_difference(diff, digits)
 
-    return {"mean ± std": mean, "Δ vs control [95% CI]": delta(control, row["verdict_vs_control"]),
-            "verdict vs control": row["verdict_vs_control"],
-            "Δ vs Retrain [95% CI]": delta(retrain, row["verdict_vs_retrain"]),
-            "verdict vs Retrain": row["verdict_vs_retrain"]}
+    return {
+        "mean ± std": mean,
+        "Δ vs control [95% CI]": delta(control, row["verdict_vs_control"]),
+        "verdict vs control": row["verdict_vs_control"],
+        "Δ vs Retrain [95% CI]": delta(retrain, row["verdict_vs_retrain"]),
+        "verdict vs Retrain": row["verdict_vs_retrain"],
+    }
 
 
 def paired_markdown(summary: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """The human table of :func:`paired_summary`: mean ± std, Δ [95 % CI] to control and to Retrain, verdicts."""
-    rows = [{**{k: r[k] for k in keys}, "at": f"{r['at']} (round {r['round']})",
-             "metric": METRIC_WORDS.get(r["metric"], (r["metric"],))[0],
-             "method": r["method"], "seeds": int(r["n_seeds"]), **_cells(r)} for _, r in summary.iterrows()]
+    rows = [
+        {
+            **{k: r[k] for k in keys},
+            "at": f"{r['at']} (round {r['round']})",
+            "metric": METRIC_WORDS.get(r["metric"], (r["metric"],))[0],
+            "method": r["method"],
+            "seeds": int(r["n_seeds"]),
+            **_cells(r),
+        }
+        for _, r in summary.iterrows()
+    ]
     return pd.DataFrame(rows)
 
 
-def paired_rounds(long: pd.DataFrame, keys: Sequence[str], metric: str, *, label: str = "variant",
-                  n_resamples: int = 1999) -> pd.DataFrame:
+def paired_rounds(
+    long: pd.DataFrame,
+    keys: Sequence[str],
+    metric: str,
+    *,
+    label: str = "variant",
+    n_resamples: int = 1999,
+) -> pd.DataFrame:
     """Per round, the paired difference (method minus control, same seed and keys) of a global test metric.
 
     Returns
@@ -211,21 +294,38 @@ def paired_rounds(long: pd.DataFrame, keys: Sequence[str], metric: str, *, label
     """
     g = long[(long["site"] == "global") & (long["phase"] == "test") & (long["metric"] == metric)]
     cols = [label, "round", "mean", "low", "high", "n"]
-    series = g.groupby([*keys, "seed", "method", label, "round"], sort=False, dropna=False)["value"].mean() \
+    series = (
+        g.groupby([*keys, "seed", "method", label, "round"], sort=False, dropna=False)["value"]
+        .mean()
         .reset_index()
+    )
     control = series[series["method"] == CONTROL].drop(columns=["method", label])
     if control.empty:
         return pd.DataFrame(columns=cols)
-    paired = series[series["method"] != CONTROL].merge(control, on=[*keys, "seed", "round"], suffixes=("", "_ref"))
+    paired = series[series["method"] != CONTROL].merge(
+        control, on=[*keys, "seed", "round"], suffixes=("", "_ref")
+    )
     paired["diff"] = paired["value"] - paired["value_ref"]
     rows = []
     for (name, rnd), sub in paired.groupby([label, "round"], sort=False):
         d = paired_ci(sub["diff"].to_numpy(), n_resamples=n_resamples)
-        rows.append({label: name, "round": int(rnd), "mean": d.mean, "low": d.low, "high": d.high, "n": d.n})
+        rows.append(
+            {label: name, "round": int(rnd), "mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
 __all__ = [
-    "COSTS", "ERASURE", "FINAL", "NO_CONTROL", "NO_RETRAIN", "OUTCOMES", "SUMMARY_COLUMNS", "erasure_round",
-    "paired_markdown", "paired_rounds", "paired_summary", "run_figures",
+    "COSTS",
+    "ERASURE",
+    "FINAL",
+    "NO_CONTROL",
+    "NO_RETRAIN",
+    "OUTCOMES",
+    "SUMMARY_COLUMNS",
+    "erasure_round",
+    "paired_markdown",
+    "paired_rounds",
+    "paired_summary",
+    "run_figures",
 ]

@@ -54,14 +54,21 @@ class RunData:
         """Round of the scenario's first deletion request (explicit or drawn); None without one."""
         try:
             requests = [r.round for r in scenario_from_mapping(self.scenario).effective_requests]
-        except FedunlearnError:  # a scenario today's schema refuses: its explicit requests as written
-            requests = [int(r["round"]) for r in (self.scenario.get("deletion") or {}).get("requests") or []
-                        if isinstance(r, Mapping) and "round" in r]
+        except (
+            FedunlearnError
+        ):  # a scenario today's schema refuses: its explicit requests as written
+            requests = [
+                int(r["round"])
+                for r in (self.scenario.get("deletion") or {}).get("requests") or []
+                if isinstance(r, Mapping) and "round" in r
+            ]
         return min(requests) if requests else None
 
 
 def is_sweep_dir(path: Path) -> bool:
-    return (path / "sweep.json").is_file() or ((path / "runs").is_dir() and not (path / "manifest.json").exists())
+    return (path / "sweep.json").is_file() or (
+        (path / "runs").is_dir() and not (path / "manifest.json").exists()
+    )
 
 
 def expand(paths: Sequence[str | Path]) -> list[Path]:
@@ -71,9 +78,15 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
         if not p.is_dir():
             raise ReportError(f"{p}: no such directory; pass run directories or sweep directories")
         if is_sweep_dir(p):
-            runs = sorted(d for d in (p / "runs").iterdir() if d.is_dir()) if (p / "runs").is_dir() else []
+            runs = (
+                sorted(d for d in (p / "runs").iterdir() if d.is_dir())
+                if (p / "runs").is_dir()
+                else []
+            )
             if not runs:
-                raise ReportError(f"{p}: a sweep directory without runs; run `fedunlearn sweep` first")
+                raise ReportError(
+                    f"{p}: a sweep directory without runs; run `fedunlearn sweep` first"
+                )
             out += runs
         else:
             out.append(p)
@@ -91,7 +104,9 @@ def _incomplete(path: Path) -> str | None:
         return "incomplete run (unreadable manifest.json)"
     if manifest is None:
         if not (path / "metrics.csv").is_file():
-            return "not a run directory (no manifest.json); pass a run directory or a sweep directory"
+            return (
+                "not a run directory (no manifest.json); pass a run directory or a sweep directory"
+            )
         return "incomplete run (no manifest.json)"
     if manifest.get("complete") is not True:
         return "incomplete run (manifest.json says complete: false: interrupted or still running)"
@@ -113,15 +128,35 @@ def normalized_scenario(raw: Any) -> dict[str, Any]:
 
 def read_run(path: Path) -> RunData:
     """Read one finished run's tables."""
-    events = tuple(json.loads(line) for line in (path / "events.jsonl").read_text().splitlines() if line.strip()) \
-        if (path / "events.jsonl").is_file() else ()
-    scenario = yaml.safe_load((path / "scenario.yaml").read_text()) if (path / "scenario.yaml").is_file() else {}
-    return RunData(path, pd.read_csv(path / "metrics.csv"), events,
-                   read_manifest(path) or {}, normalized_scenario(scenario))
+    events = (
+        tuple(
+            json.loads(line)
+            for line in (path / "events.jsonl").read_text().splitlines()
+            if line.strip()
+        )
+        if (path / "events.jsonl").is_file()
+        else ()
+    )
+    scenario = (
+        yaml.safe_load((path / "scenario.yaml").read_text())
+        if (path / "scenario.yaml").is_file()
+        else {}
+    )
+    return RunData(
+        path,
+        pd.read_csv(path / "metrics.csv"),
+        events,
+        read_manifest(path) or {},
+        normalized_scenario(scenario),
+    )
 
 
-def load_runs(paths: Sequence[str | Path], *, allow_incomplete: bool = False,
-              warn: Callable[[str], None] = print) -> list[RunData]:
+def load_runs(
+    paths: Sequence[str | Path],
+    *,
+    allow_incomplete: bool = False,
+    warn: Callable[[str], None] = print,
+) -> list[RunData]:
     """Read the finished runs named by ``paths``.
 
     Raises
@@ -137,8 +172,11 @@ def load_runs(paths: Sequence[str | Path], *, allow_incomplete: bool = False,
             warn(f"fedunlearn: warning: {path}: {problem}; left out of the report")
             continue
         if problem:
-            hint = "" if problem.startswith("not a run") else \
-                "; finish it (rerunning the sweep resumes it) or pass --allow-incomplete to leave it out"
+            hint = (
+                ""
+                if problem.startswith("not a run")
+                else "; finish it (rerunning the sweep resumes it) or pass --allow-incomplete to leave it out"
+            )
             raise ReportError(f"{path}: {problem}{hint}")
         runs.append(read_run(path))
     if not runs:
@@ -162,7 +200,9 @@ def variant_keys(runs: Sequence[RunData]) -> list[str]:
     """Scenario keys whose values differ between runs (seed, name, data root and method aside)."""
     flat = [flatten(r.scenario) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    return [k for k in keys if k not in NOT_VARIANT_KEYS and len({f.get(k, ABSENT) for f in flat}) > 1]
+    return [
+        k for k in keys if k not in NOT_VARIANT_KEYS and len({f.get(k, ABSENT) for f in flat}) > 1
+    ]
 
 
 def variant_label(method: str, context: Mapping[str, str]) -> str:

@@ -31,8 +31,11 @@ METRIC_WORDS: dict[str, tuple[str, str, str]] = {
     "bac": ("BAC", "better balanced accuracy", "worse balanced accuracy"),
     "auc": ("AUC", "ranks better", "ranks worse"),
     "ubac": ("UBAC", "forgets more", "forgets less"),
-    "mia_efficacy": ("MIA efficacy", "forget set looks less like training data",
-                     "forget set looks more like training data"),
+    "mia_efficacy": (
+        "MIA efficacy",
+        "forget set looks less like training data",
+        "forget set looks more like training data",
+    ),
     "seconds": ("seconds", "slower", "faster"),
     "images": ("images", "more computation", "less computation"),
     "erasure_seconds": ("erasure seconds", "slower erasure", "faster erasure"),
@@ -55,8 +58,13 @@ class PairedDifference:
     n: int
 
 
-def paired_ci(differences: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE,
-              n_resamples: int = N_RESAMPLES, seed: int = SEED) -> PairedDifference:
+def paired_ci(
+    differences: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> PairedDifference:
     """Mean of paired differences and its percentile bootstrap interval over seeds.
 
     Parameters
@@ -93,8 +101,14 @@ def paired_ci(differences: Sequence[float] | np.ndarray, *, confidence: float = 
         return PairedDifference(mean, float("nan"), float("nan"), 1)
     if np.all(d == d[0]):  # no spread: the bootstrap distribution is one point
         return PairedDifference(mean, float(d[0]), float(d[0]), n)
-    res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", random_state=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (d,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     ci = res.confidence_interval
     return PairedDifference(mean, float(ci.low), float(ci.high), n)
 
@@ -130,7 +144,11 @@ def verdict(metric: str, diff: PairedDifference, reference: str = "control") -> 
     if diff.low > 0:
         return f"raises {name} ({up})" if reference == "control" else f"{name} above Retrain ({up})"
     if diff.high < 0:
-        return f"lowers {name} ({down})" if reference == "control" else f"{name} below Retrain ({down})"
+        return (
+            f"lowers {name} ({down})"
+            if reference == "control"
+            else f"{name} below Retrain ({down})"
+        )
     return NOISE
 
 
@@ -144,6 +162,16 @@ def format_difference(diff: PairedDifference, digits: int = 3) -> str:
 
 
 __all__ = [
-    "CONFIDENCE", "IDENTICAL", "METRIC_WORDS", "NOISE", "NO_PAIR", "N_RESAMPLES", "ONE_SEED", "REFERENCE",
-    "PairedDifference", "format_difference", "paired_ci", "verdict",
+    "CONFIDENCE",
+    "IDENTICAL",
+    "METRIC_WORDS",
+    "NOISE",
+    "NO_PAIR",
+    "N_RESAMPLES",
+    "ONE_SEED",
+    "REFERENCE",
+    "PairedDifference",
+    "format_difference",
+    "paired_ci",
+    "verdict",
 ]

@@ -11,7 +11,6 @@ import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import pandas as pd
 
@@ -26,7 +25,7 @@ class Figure:
     caption: str
 
 
-Block = Union[str, pd.DataFrame, Figure]
+Block = str | pd.DataFrame | Figure
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,10 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{f
 
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -68,11 +69,19 @@ def _html_block(block: Block) -> str:
 def render_html(title: str, meta: str, sections: list[Section]) -> str:
     """One HTML file: CSS inline, figures as base64 PNG, no external asset."""
     nav = " ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
-    parts = [f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>'
-             + "".join(_html_block(b) for b in s.blocks) + "</section>" for s in sections]
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f'<p class="meta">{html.escape(meta)}</p><nav>{nav}</nav>' + "".join(parts) + "</body></html>\n")
+    parts = [
+        f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>'
+        + "".join(_html_block(b) for b in s.blocks)
+        + "</section>"
+        for s in sections
+    ]
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f'<p class="meta">{html.escape(meta)}</p><nav>{nav}</nav>'
+        + "".join(parts)
+        + "</body></html>\n"
+    )
 
 
 def write_html(out: Path, title: str, meta: str, sections: list[Section]) -> Path:

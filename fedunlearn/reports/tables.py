@@ -51,7 +51,11 @@ RUN_FIGURES: tuple[tuple[str, str], ...] = (
     ("erasure_images", "erasure images"),
 )
 #: Figures whose gap to Federated Retrain is reported (method minus Retrain).
-GAP_FIGURES: tuple[tuple[str, str], ...] = (("risk_2", "ΔRisk II"), ("fnr", "ΔFNR"), ("mia_efficacy", "ΔMIA"))
+GAP_FIGURES: tuple[tuple[str, str], ...] = (
+    ("risk_2", "ΔRisk II"),
+    ("fnr", "ΔFNR"),
+    ("mia_efficacy", "ΔMIA"),
+)
 
 
 def final_round(metrics: pd.DataFrame) -> int:
@@ -95,17 +99,27 @@ def pooled_forget(forget: pd.DataFrame) -> dict[str, float]:
         return out
     keys = [c for c in ("site", "request") if c in forget.columns]
     rows = forget.assign(**{c: forget[c].fillna("").astype(str) for c in keys})
-    rows = rows.drop_duplicates([*keys, "metric"], keep="last")  # one set of metrics per (site, request)
+    rows = rows.drop_duplicates(
+        [*keys, "metric"], keep="last"
+    )  # one set of metrics per (site, request)
     wide = rows.set_index([*keys, "metric"])["value"].astype(float).unstack("metric")
     if not set(FORGET_COUNTS) <= set(wide.columns) or wide[list(FORGET_COUNTS)].isna().any().any():
         return out
     sums = wide[list(FORGET_COUNTS)].astype(float).sum()
     pooled = Confusion.from_mapping({k.removeprefix("forget_"): sums[k] for k in FORGET_COUNTS})
-    out.update(ubac=1.0 - balanced_accuracy(pooled), ua=1.0 - accuracy(pooled), forget_fnr=fnr(pooled))
-    if "mia_efficacy" in wide and "forget_count" in wide and wide[["mia_efficacy", "forget_count"]].notna().all().all():
+    out.update(
+        ubac=1.0 - balanced_accuracy(pooled), ua=1.0 - accuracy(pooled), forget_fnr=fnr(pooled)
+    )
+    if (
+        "mia_efficacy" in wide
+        and "forget_count" in wide
+        and wide[["mia_efficacy", "forget_count"]].notna().all().all()
+    ):
         weights = wide["forget_count"].astype(float)
         if weights.sum() > 0:
-            out["mia_efficacy"] = float((wide["mia_efficacy"].astype(float) * weights).sum() / weights.sum())
+            out["mia_efficacy"] = float(
+                (wide["mia_efficacy"].astype(float) * weights).sum() / weights.sum()
+            )
     return out
 
 
@@ -133,7 +147,12 @@ def run_costs(metrics: pd.DataFrame) -> dict[str, float]:
     unlearn = metrics[metrics["phase"] == "unlearn"]
     deletion_replies = set(zip(unlearn["round"], unlearn["site"]))
     train = metrics[metrics["phase"] == "train"]
-    train = train[np.array([(r, s) not in deletion_replies for r, s in zip(train["round"], train["site"])], dtype=bool)]
+    train = train[
+        np.array(
+            [(r, s) not in deletion_replies for r, s in zip(train["round"], train["site"])],
+            dtype=bool,
+        )
+    ]
 
     def total(rows: pd.DataFrame, metric: str) -> float:
         return float(rows.loc[rows["metric"] == metric, "value"].astype(float).sum())
@@ -184,8 +203,15 @@ def per_run(long: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     rows = []
     for run, sub in long.groupby("run", sort=False):
         first = sub.iloc[0]
-        rows.append({"run": run, "seed": first["seed"], "method": first["method"],
-                     **{k: first[k] for k in keys}, **run_summary(sub)})
+        rows.append(
+            {
+                "run": run,
+                "seed": first["seed"],
+                "method": first["method"],
+                **{k: first[k] for k in keys},
+                **run_summary(sub),
+            }
+        )
     columns = list(dict.fromkeys(["run", *keys, "seed", "method", *(c for c, _ in RUN_FIGURES)]))
     return pd.DataFrame(rows, columns=columns)
 
@@ -247,12 +273,18 @@ def gaps_to_retrain(agg: pd.DataFrame, keys: Sequence[str], method_key: str) -> 
             match = ref
             for k in others:
                 match = match[match[k] == row[k]]
-            gaps.append(float(row[f"{col}_mean"] - match[f"{col}_mean"].iloc[0]) if len(match) else float("nan"))
+            gaps.append(
+                float(row[f"{col}_mean"] - match[f"{col}_mean"].iloc[0])
+                if len(match)
+                else float("nan")
+            )
         out[f"{col}_gap"] = gaps
     return out
 
 
-def summarize(long: pd.DataFrame, keys: Sequence[str], method_key: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarize(
+    long: pd.DataFrame, keys: Sequence[str], method_key: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run figures and their per-variant aggregate (with gaps to Retrain where it is there)."""
     runs = per_run(long, keys)
     agg = aggregate(runs, keys)

@@ -18,6 +18,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,14 @@ from fedunlearn.engine import TrainConfig, resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.evaluation import EvalSet, predict_sets, unlearning_report
-from fedunlearn.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, build_manifest, now_iso, write_manifest
+from fedunlearn.io import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    build_manifest,
+    now_iso,
+    write_manifest,
+)
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
@@ -41,7 +49,17 @@ from fedunlearn.unlearning import PRESET_NAMES, UnlearnTask, get_method, resolve
 
 DEFAULT_METHODS: tuple[str, ...] = ("retrain", "ft", "rl", "salun", "salun-cra")
 #: Settings a rerun into the same folder must share (seeds, ratios, methods, presets may grow).
-_FIXED = ("dataset", "size", "model", "forget_mode", "train", "unlearn_epochs", "costs", "mia_variant", "trace")
+_FIXED = (
+    "dataset",
+    "size",
+    "model",
+    "forget_mode",
+    "train",
+    "unlearn_epochs",
+    "costs",
+    "mia_variant",
+    "trace",
+)
 
 
 @dataclass(frozen=True)
@@ -69,13 +87,17 @@ class AblationConfig:
         for m in self.methods:
             get_method(m)
         if "retrain" not in self.methods:
-            raise ValueError("the ablation needs retrain among --methods (the reference of every gap)")
+            raise ValueError(
+                "the ablation needs retrain among --methods (the reference of every gap)"
+            )
         for p in self.presets:
             resolve_config("rl", {"preset": p})
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
         if not self.ratios or len(set(self.ratios)) != len(self.ratios):
-            raise ValueError(f"forget ratios must be distinct and at least one, got {list(self.ratios)}")
+            raise ValueError(
+                f"forget ratios must be distinct and at least one, got {list(self.ratios)}"
+            )
         for r in self.ratios:
             ForgetSpec(r, self.forget_mode)  # validates
         if self.unlearn_epochs is not None and self.unlearn_epochs < 1:
@@ -86,6 +108,11 @@ class AblationConfig:
         return {k: d[k] for k in _FIXED}
 
 
+def _fresh_model(model: str, seed: int, device: torch.device) -> torch.nn.Module:
+    """The Retrain baseline's fresh network: its own init stream, apart from the original's."""
+    return prepare_model(build_model(model, seed=seed + 10_000), device)
+
+
 def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
     path = out / "ablation-config.json"
     want = json.loads(json.dumps({**cfg.fixed(), "data_md5": md5}, default=str))
@@ -93,8 +120,10 @@ def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
         have = json.loads(path.read_text())
         diff = sorted(k for k in want if have.get(k) != want[k])
         if diff:
-            raise FedunlearnError(f"{out} holds an ablation with other settings ({', '.join(diff)} differ); "
-                                  "use another --out or the same settings to resume")
+            raise FedunlearnError(
+                f"{out} holds an ablation with other settings ({', '.join(diff)} differ); "
+                "use another --out or the same settings to resume"
+            )
     else:
         atomic_write_json(path, want)
 
@@ -102,9 +131,21 @@ def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
 class _Originals:
     """The original model of each seed, trained once and cached on disk."""
 
-    def __init__(self, data: BinaryDataset, cfg: AblationConfig, out: Path, device: torch.device,
-                 progress: Progress) -> None:
-        self.data, self.cfg, self.dir, self.device, self.progress = data, cfg, out / "originals", device, progress
+    def __init__(
+        self,
+        data: BinaryDataset,
+        cfg: AblationConfig,
+        out: Path,
+        device: torch.device,
+        progress: Progress,
+    ) -> None:
+        self.data, self.cfg, self.dir, self.device, self.progress = (
+            data,
+            cfg,
+            out / "originals",
+            device,
+            progress,
+        )
         self._mem: dict[int, tuple[dict[str, torch.Tensor], float]] = {}
 
     def get(self, seed: int) -> tuple[torch.nn.Module, float]:
@@ -114,7 +155,9 @@ class _Originals:
                 blob = torch.load(path, map_location="cpu", weights_only=True)
                 self._mem[seed] = (blob["state_dict"], float(blob["seconds"]))
             else:
-                self.progress(f"seed {seed}: training the original {self.cfg.model} ({self.cfg.train.epochs} epochs)")
+                self.progress(
+                    f"seed {seed}: training the original {self.cfg.model} ({self.cfg.train.epochs} epochs)"
+                )
                 model, stats = _train_original(self.data, self, seed, self.device)
                 state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 buf = io.BytesIO()
@@ -149,13 +192,16 @@ def _forget_retain(data: BinaryDataset, cfg: AblationConfig, ratio: float, seed:
 
 
 def _unit_rows(report: Mapping[str, Mapping[str, float]], seconds: float) -> list[dict]:
-    rows = [{"split": s, "metric": m, "value": v} for s, ms in report.items() for m, v in ms.items()]
+    rows = [
+        {"split": s, "metric": m, "value": v} for s, ms in report.items() for m, v in ms.items()
+    ]
     rows.append({"split": "all", "metric": "seconds", "value": seconds})
     return rows
 
 
-def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = None,
-                 report_only: bool = False) -> pd.DataFrame:
+def run_ablation(
+    cfg: AblationConfig, out: Path, progress: Progress | None = None, report_only: bool = False
+) -> pd.DataFrame:
     """Run (or resume) the ablation into ``out``; returns the paired-effect table.
 
     ``report_only`` runs nothing: the tables and the figure are rewritten from the finished units.
@@ -174,24 +220,42 @@ def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = Non
     originals = _Originals(data, cfg, out, device, progress)
     test = data.split("test")
     units = out / "units"
-    todo = [(r, s, k) for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
-            if not (units / f"{unit_slug(r, s, k)}.csv").is_file()]
+    todo = [
+        (r, s, k)
+        for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
+        if not (units / f"{unit_slug(r, s, k)}.csv").is_file()
+    ]
     if report_only:
         progress(f"--report-only: {len(todo)} unit(s) not run yet are left out of the tables")
         return write_outputs(out, entries, cfg, data.provenance.to_dict())
-    progress(f"{len(entries)} (method, setting) pairs, {len(todo)} unit(s) to run "
-             f"({len(cfg.seeds)} seed(s) x {len(cfg.ratios)} ratio(s)); finished units are kept")
+    progress(
+        f"{len(entries)} (method, setting) pairs, {len(todo)} unit(s) to run "
+        f"({len(cfg.seeds)} seed(s) x {len(cfg.ratios)} ratio(s)); finished units are kept"
+    )
     for n, (ratio, seed, key) in enumerate(todo, 1):
         entry = by_key[key]
         forget, retain = _forget_retain(data, cfg, ratio, seed)
         split = data.train
-        sets = {"test": EvalSet(test.images, test.labels), "forget": EvalSet(split.images, split.labels, forget),
-                "retain": EvalSet(split.images, split.labels, retain)}
+        sets = {
+            "test": EvalSet(test.images, test.labels),
+            "forget": EvalSet(split.images, split.labels, forget),
+            "retain": EvalSet(split.images, split.labels, retain),
+        }
         original, original_seconds = originals.get(seed)
         slug_o = unit_slug(ratio, seed, "original[fixed]")
         if not (units / f"{slug_o}.csv").is_file():
-            report = unlearning_report(predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant)
-            _save(units / f"{slug_o}.csv", ratio, seed, "original", "original[fixed]", report, original_seconds)
+            report = unlearning_report(
+                predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant
+            )
+            _save(
+                units / f"{slug_o}.csv",
+                ratio,
+                seed,
+                "original",
+                "original[fixed]",
+                report,
+                original_seconds,
+            )
         overrides: dict[str, Any] = entry.setting.overrides()
         if cfg.unlearn_epochs is not None and entry.method != "retrain":
             overrides["epochs"] = cfg.unlearn_epochs
@@ -199,29 +263,61 @@ def run_ablation(cfg: AblationConfig, out: Path, progress: Progress | None = Non
         if tracer is not None:
             tracer.record(-1, "start", original if entry.method != "retrain" else None)
         result = unlearn(
-            entry.method, copy.deepcopy(original), UnlearnTask(split.images, split.labels, forget, retain),
-            device=device, seed=seed, config=resolve_config(entry.method, overrides),
-            fresh_model=lambda: prepare_model(build_model(cfg.model, seed=seed + 10_000), device),
-            retrain_config=cfg.train, after_phase=tracer.record if tracer is not None else None,
+            entry.method,
+            copy.deepcopy(original),
+            UnlearnTask(split.images, split.labels, forget, retain),
+            device=device,
+            seed=seed,
+            config=resolve_config(entry.method, overrides),
+            fresh_model=partial(_fresh_model, cfg.model, seed, device),
+            retrain_config=cfg.train,
+            after_phase=tracer.record if tracer is not None else None,
         )
-        report = unlearning_report(predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant)
+        report = unlearning_report(
+            predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant
+        )
         if tracer is not None:
-            atomic_write_csv(out / "traces" / f"{unit_slug(ratio, seed, key)}.csv",
-                             tracer.frame().assign(ratio=ratio, seed=seed, method=entry.method, unit=key))
-        _save(units / f"{unit_slug(ratio, seed, key)}.csv", ratio, seed, entry.method, key, report, result.seconds)
+            atomic_write_csv(
+                out / "traces" / f"{unit_slug(ratio, seed, key)}.csv",
+                tracer.frame().assign(ratio=ratio, seed=seed, method=entry.method, unit=key),
+            )
+        _save(
+            units / f"{unit_slug(ratio, seed, key)}.csv",
+            ratio,
+            seed,
+            entry.method,
+            key,
+            report,
+            result.seconds,
+        )
         t = report["test"]
-        progress(f"[{n}/{len(todo)}] forget {ratio:.0%} seed {seed} {key}: FNR {t['fnr']:.3f} Risk II "
-                 f"{t['risk_2']:.3f} BAC {t['bac']:.3f} UBAC {report['forget']['ubac']:.3f} {result.seconds:.0f}s")
-        write_outputs(out, entries, cfg, data.provenance.to_dict(), figure=False)  # partial tables while it runs
+        progress(
+            f"[{n}/{len(todo)}] forget {ratio:.0%} seed {seed} {key}: FNR {t['fnr']:.3f} Risk II "
+            f"{t['risk_2']:.3f} BAC {t['bac']:.3f} UBAC {report['forget']['ubac']:.3f} {result.seconds:.0f}s"
+        )
+        write_outputs(
+            out, entries, cfg, data.provenance.to_dict(), figure=False
+        )  # partial tables while it runs
     effects = write_outputs(out, entries, cfg, data.provenance.to_dict())
-    write_manifest(out, build_manifest(
-        kind="ablation", complete=True, started=started, finished=now_iso(), seeds=list(cfg.seeds),
-        device=str(device), config=_jsonable(cfg), data=data.provenance.to_dict(),
-    ))
+    write_manifest(
+        out,
+        build_manifest(
+            kind="ablation",
+            complete=True,
+            started=started,
+            finished=now_iso(),
+            seeds=list(cfg.seeds),
+            device=str(device),
+            config=_jsonable(cfg),
+            data=data.provenance.to_dict(),
+        ),
+    )
     return effects
 
 
-def _save(path: Path, ratio: float, seed: int, method: str, key: str, report, seconds: float) -> None:
+def _save(
+    path: Path, ratio: float, seed: int, method: str, key: str, report, seconds: float
+) -> None:
     frame = pd.DataFrame(_unit_rows(report, seconds))
     frame.insert(0, "unit", key)
     frame.insert(0, "method", method)
@@ -245,4 +341,4 @@ def load_units(out: Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
 
 
-__all__: Sequence[str] = ("AblationConfig", "DEFAULT_METHODS", "load_units", "run_ablation")
+__all__: Sequence[str] = ("DEFAULT_METHODS", "AblationConfig", "load_units", "run_ablation")

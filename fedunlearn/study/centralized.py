@@ -23,7 +23,13 @@ from fedunlearn.engine import Phase, TrainConfig, predict, resolve_device, train
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.engine.losses import WeightedCE, class_weights
 from fedunlearn.evaluation import EvalSet, predict_sets, split_metrics, unlearning_report
-from fedunlearn.io import atomic_write_csv, atomic_write_text, build_manifest, now_iso, write_manifest
+from fedunlearn.io import (
+    atomic_write_csv,
+    atomic_write_text,
+    build_manifest,
+    now_iso,
+    write_manifest,
+)
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
@@ -62,27 +68,46 @@ def _train_original(data: BinaryDataset, cfg: StudyConfig, seed: int, device: to
     train_split = data.train
     model = prepare_model(build_model(cfg.model, seed=seed), device)
     all_rows = torch.arange(len(train_split))
-    phases = [Phase("train", train_split.images, train_split.labels, all_rows,
-                    WeightedCE(class_weights(train_split.labels)))]
+    phases = [
+        Phase(
+            "train",
+            train_split.images,
+            train_split.labels,
+            all_rows,
+            WeightedCE(class_weights(train_split.labels)),
+        )
+    ]
     select = None
     if data.val is not None:
         val = data.val
 
         def select(m: torch.nn.Module) -> float:
-            return split_metrics(predict(m, val.images, val.labels, device=device), cfg.costs)["bac"]
+            return split_metrics(predict(m, val.images, val.labels, device=device), cfg.costs)[
+                "bac"
+            ]
 
-    stats = train(model, phases, cfg.train, device=device, generator=torch.Generator().manual_seed(seed),
-                  select=select)
+    stats = train(
+        model,
+        phases,
+        cfg.train,
+        device=device,
+        generator=torch.Generator().manual_seed(seed),
+        select=select,
+    )
     return model, stats
 
 
-def _rows(seed: int, method: str, report: Mapping[str, Mapping[str, float]], seconds: float) -> list[dict]:
+def _rows(
+    seed: int, method: str, report: Mapping[str, Mapping[str, float]], seconds: float
+) -> list[dict]:
     rows = [
         {"seed": seed, "method": method, "split": split, "metric": metric, "value": value}
         for split, metrics in report.items()
         for metric, value in metrics.items()
     ]
-    rows.append({"seed": seed, "method": method, "split": "all", "metric": "seconds", "value": seconds})
+    rows.append(
+        {"seed": seed, "method": method, "split": "all", "metric": "seconds", "value": seconds}
+    )
     return rows
 
 
@@ -96,7 +121,9 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
     train_split = data.train
     rows: list[dict] = []
     for seed in cfg.seeds:
-        forget = select_forget(train_split.labels, ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=seed))
+        forget = select_forget(
+            train_split.labels, ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=seed)
+        )
         keep = torch.ones(len(train_split), dtype=torch.bool)
         keep[forget] = False
         retain = torch.nonzero(keep).flatten()
@@ -105,37 +132,61 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
             "forget": EvalSet(train_split.images, train_split.labels, forget),
             "retain": EvalSet(train_split.images, train_split.labels, retain),
         }
-        progress(f"seed {seed}: training the original {cfg.model} on {len(train_split)} images "
-                 f"({cfg.train.epochs} epochs); forget set {len(forget)} ({cfg.forget_mode})")
+        progress(
+            f"seed {seed}: training the original {cfg.model} on {len(train_split)} images "
+            f"({cfg.train.epochs} epochs); forget set {len(forget)} ({cfg.forget_mode})"
+        )
         original, stats = _train_original(data, cfg, seed, device)
-        report = unlearning_report(predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant)
+        report = unlearning_report(
+            predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant
+        )
         rows += _rows(seed, "original", report, stats.seconds)
-        progress(f"seed {seed}: original  TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
-                 f"{stats.seconds:.0f}s")
+        progress(
+            f"seed {seed}: original  TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
+            f"{stats.seconds:.0f}s"
+        )
         task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
         for method in cfg.methods:
             result = unlearn(
-                method, copy.deepcopy(original), task, device=device, seed=seed,
+                method,
+                copy.deepcopy(original),
+                task,
+                device=device,
+                seed=seed,
                 config=resolve_config(method, cfg.unlearn_overrides.get(method)),
-                fresh_model=lambda seed=seed: prepare_model(build_model(cfg.model, seed=seed + 10_000), device),
+                fresh_model=lambda seed=seed: prepare_model(
+                    build_model(cfg.model, seed=seed + 10_000), device
+                ),
                 retrain_config=cfg.train,
             )
-            report = unlearning_report(predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant)
+            report = unlearning_report(
+                predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant
+            )
             rows += _rows(seed, method, report, result.seconds)
-            progress(f"seed {seed}: {method:<9} TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
-                     f"UBAC {report['forget']['ubac']:.3f}  MIA {report['forget']['mia_efficacy']:.1f}  "
-                     f"{result.seconds:.0f}s")
+            progress(
+                f"seed {seed}: {method:<9} TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
+                f"UBAC {report['forget']['ubac']:.3f}  MIA {report['forget']['mia_efficacy']:.1f}  "
+                f"{result.seconds:.0f}s"
+            )
     table = pd.DataFrame(rows, columns=["seed", "method", "split", "metric", "value"])
     table.insert(0, "dataset", data.name)
     out = Path(out)
     atomic_write_csv(out / "metrics.csv", table)
     atomic_write_text(out / "summary.md", summary_markdown(table, cfg, data.provenance.to_dict()))
-    write_manifest(out, build_manifest(
-        kind="centralized-study", complete=True, started=started, finished=now_iso(),
-        seeds=list(cfg.seeds), device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        config=_jsonable(cfg), data=data.provenance.to_dict(),
-    ))
+    write_manifest(
+        out,
+        build_manifest(
+            kind="centralized-study",
+            complete=True,
+            started=started,
+            finished=now_iso(),
+            seeds=list(cfg.seeds),
+            device=str(device),
+            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            config=_jsonable(cfg),
+            data=data.provenance.to_dict(),
+        ),
+    )
     return table
 
 

@@ -27,8 +27,19 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("ubac", "forget", "ubac"),
     ("mia_efficacy", "forget", "mia_efficacy"),
 )
-EFFECT_COLUMNS = ["preset", "ratio", "ingredient", "from", "to", "method", "metric", "delta", "ci_low", "ci_high",
-                  "n_seeds"]
+EFFECT_COLUMNS = [
+    "preset",
+    "ratio",
+    "ingredient",
+    "from",
+    "to",
+    "method",
+    "metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+]
 N_BOOT = 10_000
 BOOT_SEED = 20_260_423
 
@@ -69,8 +80,9 @@ def _paired(w: pd.DataFrame, ratio: float, a: str, b: str, col: str) -> list[flo
     return list((xb.loc[both] - xa.loc[both]).astype(float))
 
 
-def effect_table(units: pd.DataFrame, entries: Sequence[Entry], ratios: Sequence[float],
-                 presets: Sequence[str]) -> pd.DataFrame:
+def effect_table(
+    units: pd.DataFrame, entries: Sequence[Entry], ratios: Sequence[float], presets: Sequence[str]
+) -> pd.DataFrame:
     """Paired effect of each toggled ingredient (and of the preset as a whole) per method and metric."""
     w = wide(units)
     rows: list[dict[str, Any]] = []
@@ -82,8 +94,17 @@ def effect_table(units: pd.DataFrame, entries: Sequence[Entry], ratios: Sequence
             continue
         base = Setting(e.setting.preset)
         frm = ingredients_of(e.method, base)[e.setting.ingredient]
-        comparisons.append((e.setting.preset, e.setting.ingredient, frm, str(e.setting.to), e.method,
-                            unit_key(e.method, base), e.key))
+        comparisons.append(
+            (
+                e.setting.preset,
+                e.setting.ingredient,
+                frm,
+                str(e.setting.to),
+                e.method,
+                unit_key(e.method, base),
+                e.key,
+            )
+        )
     if len(presets) >= 2:
         first, second = presets[0], presets[1]
         for method in dict.fromkeys(e.method for e in entries):
@@ -97,14 +118,27 @@ def effect_table(units: pd.DataFrame, entries: Sequence[Entry], ratios: Sequence
                 if not diffs:
                     continue
                 mean, lo, hi = bootstrap_mean_ci(diffs)
-                rows.append({"preset": preset, "ratio": ratio, "ingredient": ingredient, "from": frm, "to": to,
-                             "method": method, "metric": col, "delta": mean, "ci_low": lo, "ci_high": hi,
-                             "n_seeds": len(diffs)})
+                rows.append(
+                    {
+                        "preset": preset,
+                        "ratio": ratio,
+                        "ingredient": ingredient,
+                        "from": frm,
+                        "to": to,
+                        "method": method,
+                        "metric": col,
+                        "delta": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n_seeds": len(diffs),
+                    }
+                )
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
-def method_table(units: pd.DataFrame, methods: Sequence[str], ratios: Sequence[float],
-                 presets: Sequence[str]) -> pd.DataFrame:
+def method_table(
+    units: pd.DataFrame, methods: Sequence[str], ratios: Sequence[float], presets: Sequence[str]
+) -> pd.DataFrame:
     """Each method under each preset: mean and CI of every metric, and its paired gap to Retrain."""
     w = wide(units)
     rows: list[dict[str, Any]] = []
@@ -114,7 +148,9 @@ def method_table(units: pd.DataFrame, methods: Sequence[str], ratios: Sequence[f
     for ratio in ratios:
         for preset in presets:
             for method in ("original", *methods):
-                key = "original[fixed]" if method == "original" else unit_key(method, Setting(preset))
+                key = (
+                    "original[fixed]" if method == "original" else unit_key(method, Setting(preset))
+                )
                 try:
                     sub = w.xs((ratio, key), level=("ratio", "unit"))
                 except KeyError:
@@ -122,9 +158,21 @@ def method_table(units: pd.DataFrame, methods: Sequence[str], ratios: Sequence[f
                 for col, _, _ in METRICS:
                     mean, lo, hi = bootstrap_mean_ci(list(sub[col].astype(float)))
                     gap, glo, ghi = bootstrap_mean_ci(_paired(w, ratio, retrain, key, col))
-                    rows.append({"preset": preset, "ratio": ratio, "method": method, "metric": col, "mean": mean,
-                                 "ci_low": lo, "ci_high": hi, "n_seeds": int(sub[col].notna().sum()),
-                                 "gap_to_retrain": gap, "gap_ci_low": glo, "gap_ci_high": ghi})
+                    rows.append(
+                        {
+                            "preset": preset,
+                            "ratio": ratio,
+                            "method": method,
+                            "metric": col,
+                            "mean": mean,
+                            "ci_low": lo,
+                            "ci_high": hi,
+                            "n_seeds": int(sub[col].notna().sum()),
+                            "gap_to_retrain": gap,
+                            "gap_ci_low": glo,
+                            "gap_ci_high": ghi,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -137,44 +185,93 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
     return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def effects_markdown(effects: pd.DataFrame, methods: pd.DataFrame, provenance: Mapping[str, Any]) -> str:
+def effects_markdown(
+    effects: pd.DataFrame, methods: pd.DataFrame, provenance: Mapping[str, Any]
+) -> str:
     """Both tables as Markdown, one block per forget ratio."""
-    official = "official file" if provenance.get("official") else (
-        "synthetic data" if provenance.get("synthetic") else "NOT the official file")
-    lines = [f"Data md5 `{provenance.get('md5')}` ({official}). Mean over seeds [95 % percentile-bootstrap CI]; "
-             "effects are paired by seed and forget set.", ""]
+    official = (
+        "official file"
+        if provenance.get("official")
+        else ("synthetic data" if provenance.get("synthetic") else "NOT the official file")
+    )
+    lines = [
+        f"Data md5 `{provenance.get('md5')}` ({official}). Mean over seeds [95 % percentile-bootstrap CI]; "
+        "effects are paired by seed and forget set.",
+        "",
+    ]
     cols = [c for c, _, _ in METRICS]
-    titles = {"fnr": "FNR", "risk_2": "Risk II", "bac": "BAC", "ubac": "UBAC", "mia_efficacy": "MIA"}
+    titles = {
+        "fnr": "FNR",
+        "risk_2": "Risk II",
+        "bac": "BAC",
+        "ubac": "UBAC",
+        "mia_efficacy": "MIA",
+    }
     for ratio in sorted(set(methods.get("ratio", []))):
-        lines += [f"### Forget {ratio:.0%}: each method under each preset (gap to Retrain, paired)", ""]
-        lines += ["| preset | method | n | " + " | ".join(titles[c] for c in cols) + " | Risk II - Retrain |",
-                  "|---|---|---|" + "---|" * (len(cols) + 1)]
+        lines += [
+            f"### Forget {ratio:.0%}: each method under each preset (gap to Retrain, paired)",
+            "",
+        ]
+        lines += [
+            "| preset | method | n | "
+            + " | ".join(titles[c] for c in cols)
+            + " | Risk II - Retrain |",
+            "|---|---|---|" + "---|" * (len(cols) + 1),
+        ]
         sub = methods[methods["ratio"] == ratio]
         for (preset, method), g in sub.groupby(["preset", "method"], sort=False):
             g = g.set_index("metric")
             cells = [_fmt(g.loc[c, "mean"], float("nan"), float("nan")).lstrip("+") for c in cols]
-            gap = _fmt(g.loc["risk_2", "gap_to_retrain"], g.loc["risk_2", "gap_ci_low"], g.loc["risk_2", "gap_ci_high"])
-            lines.append(f"| {preset} | {method} | {int(g['n_seeds'].max())} | " + " | ".join(cells) + f" | {gap} |")
+            gap = _fmt(
+                g.loc["risk_2", "gap_to_retrain"],
+                g.loc["risk_2", "gap_ci_low"],
+                g.loc["risk_2", "gap_ci_high"],
+            )
+            lines.append(
+                f"| {preset} | {method} | {int(g['n_seeds'].max())} | "
+                + " | ".join(cells)
+                + f" | {gap} |"
+            )
         lines.append("")
         eff = effects[effects["ratio"] == ratio]
         if eff.empty:
             continue
-        lines += [f"### Forget {ratio:.0%}: paired effect of one ingredient (setting minus preset)", ""]
-        lines += ["| preset | ingredient: from -> to | method | n | " + " | ".join(titles[c] for c in cols) + " |",
-                  "|---|---|---|---|" + "---|" * len(cols)]
-        for (preset, ing, frm, to, method), g in eff.groupby(["preset", "ingredient", "from", "to", "method"],
-                                                             sort=False):
+        lines += [
+            f"### Forget {ratio:.0%}: paired effect of one ingredient (setting minus preset)",
+            "",
+        ]
+        lines += [
+            "| preset | ingredient: from -> to | method | n | "
+            + " | ".join(titles[c] for c in cols)
+            + " |",
+            "|---|---|---|---|" + "---|" * len(cols),
+        ]
+        for (preset, ing, frm, to, method), g in eff.groupby(
+            ["preset", "ingredient", "from", "to", "method"], sort=False
+        ):
             g = g.set_index("metric")
-            cells = [_fmt(g.loc[c, "delta"], g.loc[c, "ci_low"], g.loc[c, "ci_high"]) if c in g.index else "n/a"
-                     for c in cols]
-            lines.append(f"| {preset} | {ing}: {frm} -> {to} | {method} | {int(g['n_seeds'].max())} | "
-                         + " | ".join(cells) + " |")
+            cells = [
+                _fmt(g.loc[c, "delta"], g.loc[c, "ci_low"], g.loc[c, "ci_high"])
+                if c in g.index
+                else "n/a"
+                for c in cols
+            ]
+            lines.append(
+                f"| {preset} | {ing}: {frm} -> {to} | {method} | {int(g['n_seeds'].max())} | "
+                + " | ".join(cells)
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: Path, entries: Sequence[Entry], cfg: Any, provenance: Mapping[str, Any],
-                  figure: bool = True) -> pd.DataFrame:
+def write_outputs(
+    out: Path,
+    entries: Sequence[Entry],
+    cfg: Any,
+    provenance: Mapping[str, Any],
+    figure: bool = True,
+) -> pd.DataFrame:
     """Rewrite results.csv, ablation.csv, methods.csv, ablation.md, ablation.png (and trace.csv) from the units.
 
     ``figure=False`` skips the PNG (seconds of matplotlib), for the partial tables written while running.
@@ -194,5 +291,7 @@ def write_outputs(out: Path, entries: Sequence[Entry], cfg: Any, provenance: Map
         effects_figure(effects, out / "ablation.png")
     traces = sorted((out / "traces").glob("*.csv"))
     if traces:
-        atomic_write_csv(out / "trace.csv", pd.concat([pd.read_csv(f) for f in traces], ignore_index=True))
+        atomic_write_csv(
+            out / "trace.csv", pd.concat([pd.read_csv(f) for f in traces], ignore_index=True)
+        )
     return effects

@@ -27,9 +27,16 @@ TOGGLE_ORDER: tuple[str, ...] = ("rl", "salun-cra", "salun", "ft", "ga")
 #: the forget labels from the paper's form, the loss weighting from the code's form, then their mirrors,
 #: then the schedule, then the SalUn-only ingredients.
 TOGGLE_PRIORITY: tuple[tuple[str, str], ...] = (
-    ("paper", "forget_labels"), ("study-code", "loss_weighting"), ("paper", "loss_weighting"),
-    ("study-code", "forget_labels"), ("paper", "schedule"), ("study-code", "schedule"), ("paper", "cra_scope"),
-    ("study-code", "cra_scope"), ("paper", "mask_freeze"), ("study-code", "mask_freeze"),
+    ("paper", "forget_labels"),
+    ("study-code", "loss_weighting"),
+    ("paper", "loss_weighting"),
+    ("study-code", "forget_labels"),
+    ("paper", "schedule"),
+    ("study-code", "schedule"),
+    ("paper", "cra_scope"),
+    ("study-code", "cra_scope"),
+    ("paper", "mask_freeze"),
+    ("study-code", "mask_freeze"),
 )
 
 
@@ -43,7 +50,9 @@ class Setting:
 
     @property
     def name(self) -> str:
-        return self.preset if self.ingredient is None else f"{self.preset}+{self.ingredient}={self.to}"
+        return (
+            self.preset if self.ingredient is None else f"{self.preset}+{self.ingredient}={self.to}"
+        )
 
     def overrides(self) -> dict[str, str]:
         out = {"preset": self.preset}
@@ -109,15 +118,24 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
             s = Setting(preset)
             tier = 0 if not RELEVANT.get(method) else 1
             entries.append(Entry(method, s, unit_key(method, s), tier))
-    order = [m for m in TOGGLE_ORDER if m in methods] + [m for m in methods if m not in TOGGLE_ORDER]
+    order = [m for m in TOGGLE_ORDER if m in methods] + [
+        m for m in methods if m not in TOGGLE_ORDER
+    ]
 
     for rank, method in enumerate(order):
         views = [dict(effective(method, ingredients_of(method, Setting(p)))) for p in presets]
-        differ = {k for v in views for k in v if len({w.get(k) for w in views}) > 1 and all(k in w for w in views)}
+        differ = {
+            k
+            for v in views
+            for k in v
+            if len({w.get(k) for w in views}) > 1 and all(k in w for w in views)
+        }
 
-        def priority(s: Setting) -> tuple[int, int]:
+        def priority(s: Setting, differ: set = differ) -> tuple[int, int]:
             pair = (s.preset, str(s.ingredient))
-            rank_in = TOGGLE_PRIORITY.index(pair) if pair in TOGGLE_PRIORITY else len(TOGGLE_PRIORITY)
+            rank_in = (
+                TOGGLE_PRIORITY.index(pair) if pair in TOGGLE_PRIORITY else len(TOGGLE_PRIORITY)
+            )
             return (0 if s.ingredient in differ else 1, rank_in)
 
         settings = [s for preset in presets for s in toggles(method, preset)]
@@ -127,7 +145,9 @@ def plan_entries(methods: Sequence[str], presets: Sequence[str]) -> list[Entry]:
     return entries
 
 
-def work_order(entries: Sequence[Entry], ratios: Sequence[float], seeds: Sequence[int]) -> list[tuple[float, int, str]]:
+def work_order(
+    entries: Sequence[Entry], ratios: Sequence[float], seeds: Sequence[int]
+) -> list[tuple[float, int, str]]:
     """Units to run as (ratio, seed, key), each once: ratio by ratio, tier by tier, setting by setting, seed by seed.
 
     Within a tier a setting is run for every seed before the next setting starts, so an

@@ -50,14 +50,19 @@ def to_markdown(frame: pd.DataFrame) -> str:
     """A pipe table (no extra dependency)."""
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"
 
 
 def summary_markdown(table: pd.DataFrame, cfg: Any, provenance: Mapping[str, Any]) -> str:
     seeds = sorted(set(table["seed"]))
-    official = "official file" if provenance.get("official") else (
-        "synthetic data" if provenance.get("synthetic") else "NOT the official file")
+    official = (
+        "official file"
+        if provenance.get("official")
+        else ("synthetic data" if provenance.get("synthetic") else "NOT the official file")
+    )
     head = (
         f"# Single-site unlearning study: {cfg.dataset} {cfg.size}px, {cfg.model}, "
         f"forget {cfg.forget_ratio:.0%} ({cfg.forget_mode})\n\n"

@@ -21,7 +21,9 @@ GROUPS: tuple[str, ...] = ("test-malignant", "test-benign", "forget-malignant", 
 class Tracer:
     """Collects one row per (epoch, phase, group); pass :meth:`record` as ``after_phase``."""
 
-    def __init__(self, test: ImageSplit, train: ImageSplit, forget: torch.Tensor, device: torch.device) -> None:
+    def __init__(
+        self, test: ImageSplit, train: ImageSplit, forget: torch.Tensor, device: torch.device
+    ) -> None:
         self.test, self.train, self.forget, self.device = test, train, forget, device
         self.rows: list[dict] = []
 
@@ -31,12 +33,23 @@ class Tracer:
             return
         t = predict(model, self.test.images, self.test.labels, device=self.device)
         f = predict(model, self.train.images, self.train.labels, self.forget, device=self.device)
-        for group, preds, positive in (("test-malignant", t, 1), ("test-benign", t, 0),
-                                       ("forget-malignant", f, 1), ("forget-benign", f, 0)):
+        for group, preds, positive in (
+            ("test-malignant", t, 1),
+            ("test-benign", t, 0),
+            ("forget-malignant", f, 1),
+            ("forget-benign", f, 0),
+        ):
             rows = preds.labels == positive
             value = float(preds.scores[rows].mean()) if rows.any() else float("nan")
-            self.rows.append({"epoch": epoch, "phase": phase, "group": group, "p_malignant": value,
-                              "n": int(rows.sum())})
+            self.rows.append(
+                {
+                    "epoch": epoch,
+                    "phase": phase,
+                    "group": group,
+                    "p_malignant": value,
+                    "n": int(rows.sum()),
+                }
+            )
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=["epoch", "phase", "group", "p_malignant", "n"])

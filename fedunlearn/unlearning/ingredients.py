@@ -65,10 +65,20 @@ PRESETS: dict[str, dict[str, dict[str, str]]] = {
         "ft": {"loss_weighting": "none"},
         # RL.py (SalUn = RL with a mask): one ConcatDataset loader, labels never replaced, plain CE.
         "rl": {"schedule": "mixed", "forget_labels": "true", "loss_weighting": "none"},
-        "salun": {"schedule": "mixed", "forget_labels": "true", "loss_weighting": "none", "mask_freeze": "gradient"},
+        "salun": {
+            "schedule": "mixed",
+            "forget_labels": "true",
+            "loss_weighting": "none",
+            "mask_freeze": "gradient",
+        },
         # RL_hibrid -> RL_entropy: entropy on the whole forget set, then class-weighted CE on the retain set.
-        "salun-cra": {"schedule": "sequential", "forget_labels": "true", "loss_weighting": "class",
-                      "cra_scope": "all", "mask_freeze": "gradient"},
+        "salun-cra": {
+            "schedule": "sequential",
+            "forget_labels": "true",
+            "loss_weighting": "class",
+            "cra_scope": "all",
+            "mask_freeze": "gradient",
+        },
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
@@ -93,6 +103,9 @@ def effective(method: str, values: Mapping[str, str]) -> tuple[tuple[str, str], 
 
     SalUn-CRA with ``cra_scope: all`` reads no forget label, so ``forget_labels`` drops out.
     """
-    keys = [k for k in RELEVANT.get(method, ()) if not (
-        method == "salun-cra" and k == "forget_labels" and values.get("cra_scope") == "all")]
+    keys = [
+        k
+        for k in RELEVANT.get(method, ())
+        if not (method == "salun-cra" and k == "forget_labels" and values.get("cra_scope") == "all")
+    ]
     return tuple((k, values[k]) for k in keys)

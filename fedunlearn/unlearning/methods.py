@@ -22,15 +22,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedunlearn.engine.losses import ForgetLoss, GradientAscent, WeightedCE, class_weights
 from fedunlearn.engine.loop import GradientMask, Phase, TrainConfig, TrainStats, train
+from fedunlearn.engine.losses import ForgetLoss, GradientAscent, WeightedCE, class_weights
 from fedunlearn.registry import Registry
 from fedunlearn.unlearning.ingredients import INGREDIENT_NAMES, check_ingredient, preset_values
 from fedunlearn.unlearning.saliency import mask_fraction, saliency_mask
 
-
 #: The engine settings an unlearning pass reads: :class:`TrainConfig`'s, less FedProx's ``prox_mu``.
-TRAIN_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "prox_mu")
+TRAIN_SETTINGS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.name != "prox_mu"
+)
 #: Every flat setting of an unlearning pass: what ``resolve_config`` overrides and ``deletion.unlearn`` sets.
 SETTING_NAMES: tuple[str, ...] = (*TRAIN_SETTINGS, "mask_ratio", *INGREDIENT_NAMES, "preset")
 
@@ -76,8 +77,14 @@ class UnlearnConfig:
     def replace(self, **settings: Any) -> UnlearnConfig:
         """A copy with flat settings changed: engine ones go to ``train``, the others to the config itself."""
         engine = {k: settings.pop(k) for k in TRAIN_SETTINGS if k in settings}
-        cfg = dataclasses.replace(self, **settings)  # checks mask_ratio and the ingredients first, as before
-        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **engine)) if engine else cfg
+        cfg = dataclasses.replace(
+            self, **settings
+        )  # checks mask_ratio and the ingredients first, as before
+        return (
+            dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **engine))
+            if engine
+            else cfg
+        )
 
     def settings(self) -> dict[str, Any]:
         """Every flat setting and its value, in the order of :data:`SETTING_NAMES`."""
@@ -152,12 +159,16 @@ def _gradient_ascent(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | No
     return [_phase("forget", task, task.forget, GradientAscent())]
 
 
-def _relabel(task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None, entropy: str | None) -> list[Phase]:
+def _relabel(
+    task: UnlearnTask, cfg: UnlearnConfig, w: torch.Tensor | None, entropy: str | None
+) -> list[Phase]:
     """A forget pass then a retain pass (``sequential``), or one shuffled pass over both (``mixed``)."""
     randomise = cfg.forget_labels == "random"
     if cfg.schedule == "sequential":
-        return [_phase("forget", task, task.forget, ForgetLoss(w, randomise, entropy)),
-                _phase("retain", task, task.retain, WeightedCE(w))]
+        return [
+            _phase("forget", task, task.forget, ForgetLoss(w, randomise, entropy)),
+            _phase("retain", task, task.retain, WeightedCE(w)),
+        ]
     is_forget = torch.zeros(len(task.labels), dtype=torch.bool)
     is_forget[task.forget] = True
     rows = torch.cat([task.forget, task.retain])
@@ -184,15 +195,36 @@ def register_method(spec: MethodSpec, *, force: bool = False) -> MethodSpec:
 
 
 for _spec in (
-    MethodSpec("retrain", "train from scratch on the retain set (gold standard)", UnlearnConfig(), _retain_only,
-               from_scratch=True),
-    MethodSpec("ft", "fine-tune on the retain set", UnlearnConfig.of(epochs=10, lr=0.01), _retain_only),
+    MethodSpec(
+        "retrain",
+        "train from scratch on the retain set (gold standard)",
+        UnlearnConfig(),
+        _retain_only,
+        from_scratch=True,
+    ),
+    MethodSpec(
+        "ft", "fine-tune on the retain set", UnlearnConfig.of(epochs=10, lr=0.01), _retain_only
+    ),
     # GA diverges at FT's learning rate; a smaller step and fewer epochs is our *choice*.
-    MethodSpec("ga", "gradient ascent on the forget set", UnlearnConfig.of(epochs=5, lr=1e-3), _gradient_ascent),
-    MethodSpec("rl", "random labels on the forget set, then the retain set", _RL_DEFAULTS, _random_label),
-    MethodSpec("salun", "RL restricted to the salient weights", _RL_DEFAULTS, _random_label, salient=True),
-    MethodSpec("salun-cra", "SalUn with entropy maximisation on malignant forget samples", _RL_DEFAULTS,
-               _risk_aware, salient=True),
+    MethodSpec(
+        "ga",
+        "gradient ascent on the forget set",
+        UnlearnConfig.of(epochs=5, lr=1e-3),
+        _gradient_ascent,
+    ),
+    MethodSpec(
+        "rl", "random labels on the forget set, then the retain set", _RL_DEFAULTS, _random_label
+    ),
+    MethodSpec(
+        "salun", "RL restricted to the salient weights", _RL_DEFAULTS, _random_label, salient=True
+    ),
+    MethodSpec(
+        "salun-cra",
+        "SalUn with entropy maximisation on malignant forget samples",
+        _RL_DEFAULTS,
+        _risk_aware,
+        salient=True,
+    ),
 ):
     register_method(_spec)
 METHOD_NAMES: tuple[str, ...] = METHOD_REGISTRY.names
@@ -214,7 +246,9 @@ def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> Unl
     valid = set(SETTING_NAMES)
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise ValueError(f"unknown unlearning setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        raise ValueError(
+            f"unknown unlearning setting(s) {unknown}; valid: {', '.join(sorted(valid))}"
+        )
     if overrides.get("preset") is not None:
         overrides = {**preset_values(overrides["preset"], name), **overrides}
     return spec.defaults.replace(**overrides)
@@ -247,19 +281,47 @@ def unlearn(
     weights = class_weights(task.labels[task.retain])
     if spec.from_scratch:
         if fresh_model is None or retrain_config is None:
-            raise ValueError("retrain needs fresh_model and retrain_config (the original training settings)")
+            raise ValueError(
+                "retrain needs fresh_model and retrain_config (the original training settings)"
+            )
         model = fresh_model().to(device)
-        stats = train(model, spec.schedule(task, spec.defaults, weights), retrain_config, device=device,
-                      generator=generator, track_rows=track_rows, after_phase=after_phase)
+        stats = train(
+            model,
+            spec.schedule(task, spec.defaults, weights),
+            retrain_config,
+            device=device,
+            generator=generator,
+            track_rows=track_rows,
+            after_phase=after_phase,
+        )
         return UnlearnResult(name, model, stats, retrain_config)
     phases = spec.schedule(task, cfg, weights if cfg.loss_weighting == "class" else None)
     mask, fraction, mask_seconds = None, None, 0.0
     if spec.salient:
         t0 = time.perf_counter()
-        masks = saliency_mask(model, task.images, task.labels, task.forget, cfg.mask_ratio,
-                              device=device, batch_size=cfg.train.batch_size, amp=cfg.train.amp)
-        mask, fraction = GradientMask(model, masks, restore=cfg.mask_freeze == "restore"), mask_fraction(masks)
+        masks = saliency_mask(
+            model,
+            task.images,
+            task.labels,
+            task.forget,
+            cfg.mask_ratio,
+            device=device,
+            batch_size=cfg.train.batch_size,
+            amp=cfg.train.amp,
+        )
+        mask, fraction = (
+            GradientMask(model, masks, restore=cfg.mask_freeze == "restore"),
+            mask_fraction(masks),
+        )
         mask_seconds = time.perf_counter() - t0
-    stats = train(model, phases, cfg.train, device=device, generator=generator, mask=mask,
-                  track_rows=track_rows, after_phase=after_phase)
+    stats = train(
+        model,
+        phases,
+        cfg.train,
+        device=device,
+        generator=generator,
+        mask=mask,
+        track_rows=track_rows,
+        after_phase=after_phase,
+    )
     return UnlearnResult(name, model, stats, cfg, fraction, mask_seconds)

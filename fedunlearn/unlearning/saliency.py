@@ -68,7 +68,7 @@ def saliency_mask(
         chosen[torch.topk(flat, keep, sorted=False).indices] = True
     mask: dict[str, torch.Tensor] = {}
     offset = 0
-    for (name, p) in params:
+    for name, p in params:
         mask[name] = chosen[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
     return mask

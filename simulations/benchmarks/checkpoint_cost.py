@@ -29,8 +29,13 @@ def _rows(path: str | None) -> pd.DataFrame:
     if path:
         return pd.read_csv(path)
     rng = np.random.default_rng(0)
-    return pd.DataFrame([(r % 11, f"site-{r % 4}", "local-test", "salun-cra", f"m{r % 30}", rng.random(), "")
-                         for r in range(1500)], columns=list(COLUMNS))
+    return pd.DataFrame(
+        [
+            (r % 11, f"site-{r % 4}", "local-test", "salun-cra", f"m{r % 30}", rng.random(), "")
+            for r in range(1500)
+        ],
+        columns=list(COLUMNS),
+    )
 
 
 def main() -> None:
@@ -45,14 +50,18 @@ def main() -> None:
             saves = []
             for server_round in range(1, 6):
                 t0 = time.perf_counter()
-                path = save_checkpoint(run_dir, server_round, arrays, SimpleNamespace(), rows, plan, ledger.path, 10)
+                path = save_checkpoint(
+                    run_dir, server_round, arrays, SimpleNamespace(), rows, plan, ledger.path, 10
+                )
                 saves.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             latest_checkpoint(run_dir)
             load = time.perf_counter() - t0
             size = sum(p.stat().st_size for p in path.iterdir()) / 1e6
-            print(f"{name}: save {np.median(saves):.3f} s (median of 5), load {load:.3f} s, {size:.1f} MB, "
-                  f"{len(rows)} metric rows")
+            print(
+                f"{name}: save {np.median(saves):.3f} s (median of 5), load {load:.3f} s, {size:.1f} MB, "
+                f"{len(rows)} metric rows"
+            )
 
 
 if __name__ == "__main__":

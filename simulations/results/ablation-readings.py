@@ -30,7 +30,9 @@ MALIGNANT = [0, 1, 4]
 def main(root: str) -> None:
     rng = np.random.default_rng(0)
     train = DermaMNIST(split="train", root=root, download=False, size=28)
-    train.labels = np.isin(np.asarray(train.labels).squeeze(), MALIGNANT).astype(np.int32)  # binary task
+    train.labels = np.isin(np.asarray(train.labels).squeeze(), MALIGNANT).astype(
+        np.int32
+    )  # binary task
     n = len(train.labels)
     forget_idx = rng.choice(n, size=n // 5, replace=False)  # 20 % random forget set
     marked = train.labels.copy()
@@ -51,9 +53,11 @@ def main(root: str) -> None:
     rl = copy.deepcopy(forget)
     rl.targets = rng.integers(0, 2, size=rl.labels.shape)
     served = np.array([int(rl[i][1]) for i in range(len(rl))])
-    print(f"RL: forget rows {len(rl)}; labels served by __getitem__ equal to the true labels: "
-          f"{(served == true).mean():.1%}; equal to the random labels written to .targets: "
-          f"{(served == rl.targets).mean():.1%}")
+    print(
+        f"RL: forget rows {len(rl)}; labels served by __getitem__ equal to the true labels: "
+        f"{(served == true).mean():.1%}; equal to the random labels written to .targets: "
+        f"{(served == rl.targets).mean():.1%}"
+    )
 
     # RL_hibrid.py: benign rows get random labels in .targets, malignant rows keep theirs.
     hib = copy.deepcopy(forget)
@@ -62,18 +66,22 @@ def main(root: str) -> None:
     hib.targets = new
     served_h = np.array([int(hib[i][1]) for i in range(len(hib))])
     benign = true == 0
-    print(f"RL_hibrid: benign forget rows {int(benign.sum())}; served label = true label (benign) for "
-          f"{(served_h[benign] == 0).mean():.1%}; rows whose written label was flipped to malignant: "
-          f"{int((new[benign] == 1).sum())}, served as malignant: {int((served_h[benign] == 1).sum())}")
+    print(
+        f"RL_hibrid: benign forget rows {int(benign.sum())}; served label = true label (benign) for "
+        f"{(served_h[benign] == 0).mean():.1%}; rows whose written label was flipped to malignant: "
+        f"{int((new[benign] == 1).sum())}, served as malignant: {int((served_h[benign] == 1).sum())}"
+    )
 
     # RL.py's ConcatDataset loader: one shuffled pass over forget and retain rows together.
     both = torch.utils.data.ConcatDataset([rl, retain])
     order = torch.randperm(len(both), generator=torch.Generator().manual_seed(0))
-    batches = [order[i:i + 256] for i in range(0, len(order), 256)]
-    mixed = sum(bool(((b < len(rl)).any() and (b >= len(rl)).any())) for b in batches)
+    batches = [order[i : i + 256] for i in range(0, len(order), 256)]
+    mixed = sum(bool((b < len(rl)).any() and (b >= len(rl)).any()) for b in batches)
     share = np.mean([float((b < len(rl)).float().mean()) for b in batches])
-    print(f"ConcatDataset + shuffle=True, batch 256: {mixed}/{len(batches)} batches hold forget and retain rows "
-          f"together; mean forget share per batch {share:.1%}")
+    print(
+        f"ConcatDataset + shuffle=True, batch 256: {mixed}/{len(batches)} batches hold forget and retain rows "
+        f"together; mean forget share per batch {share:.1%}"
+    )
 
 
 if __name__ == "__main__":

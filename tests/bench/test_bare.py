@@ -10,7 +10,9 @@ from fedunlearn.models import build_model
 
 
 def test_bare_augment_equals_the_engine_for_the_same_draws() -> None:
-    x = torch.randint(0, 256, (9, 28, 28, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    x = torch.randint(
+        0, 256, (9, 28, 28, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     engine = to_float(augment_batch(x, torch.Generator().manual_seed(4)))
     bare = bare_augment(to_float(x), torch.Generator().manual_seed(4))
     assert torch.equal(engine, bare)

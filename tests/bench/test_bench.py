@@ -14,9 +14,17 @@ import pytest
 
 from fedunlearn.cli import main
 
-SHARED_DERMA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dermamnist_28_jpeg.npz"
-REQUIRED = ("train_vs_bare_ratio", "train_vs_medmnist_loader_ratio", "round_overhead_s", "erasure_wall_ratio",
-            "erasure_images_ratio", "peak_rss_mb")
+SHARED_DERMA = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dermamnist_28_jpeg.npz"
+)
+REQUIRED = (
+    "train_vs_bare_ratio",
+    "train_vs_medmnist_loader_ratio",
+    "round_overhead_s",
+    "erasure_wall_ratio",
+    "erasure_images_ratio",
+    "peak_rss_mb",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +55,21 @@ def test_csv_has_the_columns_and_every_required_metric(quick_bench: tuple[Path, 
         assert len(rows) >= 1, metric
         assert all(math.isfinite(float(v)) for v in rows["value"]), (metric, rows)
     # The raw figures beside the ratios: images/s of every variant, seconds, MB, the machine.
-    throughput = table[(table["benchmark"] == "train_throughput") & (table["metric"] == "images_per_s")]
+    throughput = table[
+        (table["benchmark"] == "train_throughput") & (table["metric"] == "images_per_s")
+    ]
     assert {"engine", "bare", "bare-noaug"} <= set(throughput["variant"]) and len(throughput) == 4
-    assert {"cpu_count", "torch_threads", "retrain_wall_s", "salun_cra_wall_s", "server_eval_s"} <= set(table["metric"])
+    assert {
+        "cpu_count",
+        "torch_threads",
+        "retrain_wall_s",
+        "salun_cra_wall_s",
+        "server_eval_s",
+    } <= set(table["metric"])
     peaks = table[table["metric"] == "peak_rss_mb"]
-    assert any(v.startswith("server") for v in peaks["variant"]) and any(v.startswith("client actor") for v in peaks["variant"])
+    assert any(v.startswith("server") for v in peaks["variant"]) and any(
+        v.startswith("client actor") for v in peaks["variant"]
+    )
     assert (peaks["value"] > 0).all()
 
 
@@ -59,10 +77,14 @@ def test_the_table_is_printed_and_saved(quick_bench: tuple[Path, str]) -> None:
     out, printed = quick_bench
     assert "erasure_wall_ratio" in printed and "round_overhead_s = (train-phase wall" in printed
     assert (out / "bench.txt").read_text().strip() in printed
-    assert (out / "runs").is_dir() and len(list((out / "runs").iterdir())) == 2  # salun-cra and retrain
+    assert (out / "runs").is_dir() and len(
+        list((out / "runs").iterdir())
+    ) == 2  # salun-cra and retrain
 
 
-def test_refuses_a_used_output_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_a_used_output_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "bench.csv").write_text("old")
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -13,15 +13,34 @@ from fedunlearn.bench.overhead import overhead_scenario, round_overheads
 def _run(rows: list[tuple], raw: dict, actors: int = 2) -> RunFigures:
     from fedunlearn.bench.procmem import ActorPeak
 
-    metrics = pd.DataFrame(rows, columns=["round", "site", "phase", "method", "metric", "value", "request"])
-    return RunFigures("t", scenario_of(raw, "t"), metrics, 1.0, 0.0, 0.0, True,
-                      {i: ActorPeak(1.0, 1.0, 1.0) for i in range(actors)})
+    metrics = pd.DataFrame(
+        rows, columns=["round", "site", "phase", "method", "metric", "value", "request"]
+    )
+    return RunFigures(
+        "t",
+        scenario_of(raw, "t"),
+        metrics,
+        1.0,
+        0.0,
+        0.0,
+        True,
+        {i: ActorPeak(1.0, 1.0, 1.0) for i in range(actors)},
+    )
 
 
-def _round(r: int, train_wall: float, eval_wall: float, train: list[float], evals: list[float], phase="train"):
-    rows = [(r, "global", "timing", "m", "train_seconds", train_wall, ""),
-            (r, "global", "timing", "m", "evaluate_seconds", eval_wall, ""),
-            (r, "global", "timing", "m", "server_eval_seconds", 0.5, "")]
+def _round(
+    r: int,
+    train_wall: float,
+    eval_wall: float,
+    train: list[float],
+    evals: list[float],
+    phase="train",
+):
+    rows = [
+        (r, "global", "timing", "m", "train_seconds", train_wall, ""),
+        (r, "global", "timing", "m", "evaluate_seconds", eval_wall, ""),
+        (r, "global", "timing", "m", "server_eval_seconds", 0.5, ""),
+    ]
     rows += [(r, f"site-{i}", phase, "m", "seconds", s, "") for i, s in enumerate(train)]
     rows += [(r, f"site-{i}", phase, "m", "images", 100.0, "") for i, _ in enumerate(train)]
     rows += [(r, f"site-{i}", "evaluate", "m", "seconds", s, "") for i, s in enumerate(evals)]
@@ -29,7 +48,9 @@ def _round(r: int, train_wall: float, eval_wall: float, train: list[float], eval
 
 
 def test_overhead_is_wall_minus_the_longest_site_per_phase_from_round_two() -> None:
-    rows = _round(1, 9.0, 9.0, [1, 1, 1, 1], [1, 1, 1, 1]) + _round(2, 2.0, 1.0, [0.2, 0.6, 0.3, 0.1], [0.1, 0.2, 0.1, 0.1])
+    rows = _round(1, 9.0, 9.0, [1, 1, 1, 1], [1, 1, 1, 1]) + _round(
+        2, 2.0, 1.0, [0.2, 0.6, 0.3, 0.1], [0.1, 0.2, 0.1, 0.1]
+    )
     (ro,) = round_overheads(_run(rows, overhead_scenario(4, 2, 8)))
     assert ro.server_round == 2
     assert ro.overhead == pytest.approx((2.0 - 0.6) + (1.0 - 0.2))
@@ -40,14 +61,22 @@ def test_overhead_is_wall_minus_the_longest_site_per_phase_from_round_two() -> N
 
 def test_erasure_costs_sum_every_retrain_round_and_take_the_deletion_round() -> None:
     s = ErasureSettings(sites=2, rounds=2, local_epochs=1, unlearn_epochs=1)
-    retrain = _run(_round(1, 3.0, 1.0, [1.0, 2.0], [0.1, 0.1]) + _round(2, 5.0, 1.0, [2.0, 2.0], [0.1, 0.1]),
-                   erasure_scenario("retrain", {"dataset": "synthetic"}, s))
+    retrain = _run(
+        _round(1, 3.0, 1.0, [1.0, 2.0], [0.1, 0.1]) + _round(2, 5.0, 1.0, [2.0, 2.0], [0.1, 0.1]),
+        erasure_scenario("retrain", {"dataset": "synthetic"}, s),
+    )
     cost = retrain_cost(retrain)
     assert (cost.wall_s, cost.compute_s, cost.images) == (8.0, 7.0, 400.0)
-    unlearn_rows = [(2, "site-0", "unlearn", "m", k, v, "r0") for k, v in
-                    (("seconds", 0.4), ("images", 30.0), ("forget_count", 5.0))]
-    salun = _run(_round(1, 3.0, 1.0, [1.0, 2.0], [0.1, 0.1]) + _round(2, 0.5, 1.0, [0.45], [0.1, 0.1]) + unlearn_rows,
-                 erasure_scenario("salun-cra", {"dataset": "synthetic"}, s))
+    unlearn_rows = [
+        (2, "site-0", "unlearn", "m", k, v, "r0")
+        for k, v in (("seconds", 0.4), ("images", 30.0), ("forget_count", 5.0))
+    ]
+    salun = _run(
+        _round(1, 3.0, 1.0, [1.0, 2.0], [0.1, 0.1])
+        + _round(2, 0.5, 1.0, [0.45], [0.1, 0.1])
+        + unlearn_rows,
+        erasure_scenario("salun-cra", {"dataset": "synthetic"}, s),
+    )
     u, forget = unlearn_cost(salun)
     assert (u.wall_s, u.compute_s, u.images, forget) == (0.5, 0.4, 30.0, 5.0)
     assert round_overheads(salun)[0:] == []  # the deletion round is not a steady round

@@ -18,8 +18,10 @@ def test_status_reports_a_peak_at_least_the_current_rss() -> None:
 
 
 def test_reset_brings_the_peak_down_to_the_current_rss() -> None:
-    blob = bytearray(64 * 2**20)  # 64 MiB touched: the peak rises at least that far above what remains
-    blob[:: 4096] = b"x" * len(blob[:: 4096])
+    blob = bytearray(
+        64 * 2**20
+    )  # 64 MiB touched: the peak rises at least that far above what remains
+    blob[::4096] = b"x" * len(blob[::4096])
     del blob
     high = status_mb()["VmHWM"]
     if not reset_peak():

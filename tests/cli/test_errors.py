@@ -26,12 +26,25 @@ def test_missing_data_file(tmp_path, capsys) -> None:
 
 def test_corrupt_npz(tmp_path, capsys) -> None:
     (tmp_path / "dermamnist.npz").write_bytes(b"PK\x03\x04 this is not a zip")
-    code, err = _run(["centralized", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    code, err = _run(
+        ["centralized", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")], capsys
+    )
     assert code == 2 and "dermamnist.npz" in err and err.count("\n") == 0
 
 
 def test_forget_fraction_out_of_range(tmp_path, capsys) -> None:
-    code, err = _run(["centralized", "--dataset", "synthetic", "--forget-ratio", "1.5", "--out", str(tmp_path / "o")], capsys)
+    code, err = _run(
+        [
+            "centralized",
+            "--dataset",
+            "synthetic",
+            "--forget-ratio",
+            "1.5",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "forget fraction must be in (0, 1]" in err
 
 
@@ -39,14 +52,18 @@ def test_fetch_offline_names_url_and_path(tmp_path, capsys, monkeypatch) -> None
     from fedunlearn.data import DatasetSpec
 
     monkeypatch.setattr(DatasetSpec, "url", lambda self, size: "http://127.0.0.1:9/dermamnist.npz")
-    code, err = _run(["data", "fetch", "--dataset", "dermamnist", "--data-root", str(tmp_path)], capsys)
+    code, err = _run(
+        ["data", "fetch", "--dataset", "dermamnist", "--data-root", str(tmp_path)], capsys
+    )
     assert code == 2 and str(tmp_path / "dermamnist.npz") in err and err.count("\n") == 0
     assert not (tmp_path / "dermamnist.npz").exists()
 
 
 def test_validate_reports_bad_scenario(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("sites: {count: 2}\ndeletion: {requests: [{round: 1, site: 5, fraction: 0.2}]}\n")
+    bad.write_text(
+        "sites: {count: 2}\ndeletion: {requests: [{round: 1, site: 5, fraction: 0.2}]}\n"
+    )
     code, err = _run(["validate", str(bad)], capsys)
     assert code == 2 and str(bad) in err and "site" in err and err.count("\n") == 0
 
@@ -60,6 +77,8 @@ def test_run_refuses_a_non_empty_run_dir(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    code, err = _run(["run", QUICKSTART, "--set", "data.dataset=synthetic", "--out", str(out)], capsys)
+    code, err = _run(
+        ["run", QUICKSTART, "--set", "data.dataset=synthetic", "--out", str(out)], capsys
+    )
     assert code == 2 and "not empty" in err
     assert (out / "keep.txt").read_text() == "precious"

@@ -24,22 +24,32 @@ def _one_line(capsys) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("command", [["run", "SCENARIO"], ["sweep", "SCENARIO", "--grid", "seed=0,1"]])
+@pytest.mark.parametrize(
+    "command", [["run", "SCENARIO"], ["sweep", "SCENARIO", "--grid", "seed=0,1"]]
+)
 def test_an_impossible_out_is_one_line(command, tmp_path: Path, capsys, no_ray) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(TINY)
-    argv = [str(scenario) if a == "SCENARIO" else a for a in command] + ["--out", "/dev/null/x", "--quiet"]
+    argv = [str(scenario) if a == "SCENARIO" else a for a in command] + [
+        "--out",
+        "/dev/null/x",
+        "--quiet",
+    ]
     assert main(argv) == 2
     line = _one_line(capsys)
-    assert line.startswith("fedunlearn: error: cannot use /dev/null/x") and "Not a directory" in line
+    assert (
+        line.startswith("fedunlearn: error: cannot use /dev/null/x") and "Not a directory" in line
+    )
 
 
 def test_an_empty_scenario_file_is_an_error(tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("\n# nothing but a comment\n")
     assert main(["validate", str(empty)]) == 2
-    assert _one_line(capsys) == (f"fedunlearn: error: {empty}: the file is empty; write the sections to change "
-                                 "(copy configs/quickstart.yaml and edit it)")
+    assert _one_line(capsys) == (
+        f"fedunlearn: error: {empty}: the file is empty; write the sections to change "
+        "(copy configs/quickstart.yaml and edit it)"
+    )
 
 
 def _half_finished(tmp_path: Path):
@@ -61,7 +71,9 @@ def test_an_io_error_on_the_checkpoint_keeps_the_run(tmp_path: Path, monkeypatch
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(sweep_mod, "latest_checkpoint", unreadable)
-    with pytest.raises(SweepError, match="cannot read its checkpoints .Permission denied.; the run is kept"):
+    with pytest.raises(
+        SweepError, match=r"cannot read its checkpoints .Permission denied.; the run is kept"
+    ):
         resumable_round(run_dir, point)
     with pytest.raises(SweepError):
         sweep_mod.pending_points(plan, sweep_mod.Progress(quiet=True))
@@ -69,7 +81,7 @@ def test_an_io_error_on_the_checkpoint_keeps_the_run(tmp_path: Path, monkeypatch
 
 
 def test_a_run_without_checkpoint_or_of_another_scenario_is_redone(tmp_path: Path) -> None:
-    plan, point, run_dir = _half_finished(tmp_path)
+    _plan, point, run_dir = _half_finished(tmp_path)
     assert resumable_round(run_dir, point) is None  # no checkpoint yet
     (run_dir / "scenario.yaml").write_text(TINY.replace("rounds: 2", "rounds: 1"))
     assert resumable_round(run_dir, point) is None  # another scenario

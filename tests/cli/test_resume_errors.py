@@ -24,14 +24,19 @@ from tests.federated.conftest import small_scenario
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml")
 
 
-pytestmark = pytest.mark.usefixtures("no_ray")  # tests/conftest.py: every refusal must come before Ray
+pytestmark = pytest.mark.usefixtures(
+    "no_ray"
+)  # tests/conftest.py: every refusal must come before Ray
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
     """Every path under ``root`` (folders as None), with its bytes."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str], watch: Path) -> str:
@@ -63,9 +68,15 @@ def _run_dir(tmp_path: Path, complete: bool | None) -> Path:
 def _checkpoint(run_dir: Path, server_round: int) -> Path:
     ledger = ServerLedger(run_dir / "ledger.sqlite")
     ledger.request(0, "site-1", 2, 0.25, "random")
-    arrays = ArrayRecord({"w": Array(np.arange(6, dtype=np.float64).reshape(2, 3)),
-                          "b": Array(np.ones(2, dtype=np.float32))})
-    rows = pd.DataFrame([(1, "pooled", "local-test", "salun-cra", "ubac", 0.5, "")], columns=list(COLUMNS))
+    arrays = ArrayRecord(
+        {
+            "w": Array(np.arange(6, dtype=np.float64).reshape(2, 3)),
+            "b": Array(np.ones(2, dtype=np.float32)),
+        }
+    )
+    rows = pd.DataFrame(
+        [(1, "pooled", "local-test", "salun-cra", "ubac", 0.5, "")], columns=list(COLUMNS)
+    )
     plan = {"accepted": [0], "pending": {"1": [0]}, "withdrawing": {}}
     return save_checkpoint(run_dir, server_round, arrays, None, rows, plan, ledger.path, 2)
 
@@ -130,8 +141,12 @@ def test_resume_together_with_a_scenario_file(tmp_path: Path, capsys) -> None:
     assert "--resume" in err and "drop the scenario file" in err
 
 
-@pytest.mark.parametrize("extra", [["--set", "training.rounds=5"], ["--out", "elsewhere"]], ids=["set", "out"])
-def test_resume_together_with_set_or_out(tmp_path: Path, capsys, monkeypatch, extra: list[str]) -> None:
+@pytest.mark.parametrize(
+    "extra", [["--set", "training.rounds=5"], ["--out", "elsewhere"]], ids=["set", "out"]
+)
+def test_resume_together_with_set_or_out(
+    tmp_path: Path, capsys, monkeypatch, extra: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     run_dir = _run_dir(tmp_path, complete=False)
     err = refused(["run", "--resume", str(run_dir), *extra], capsys, tmp_path)
@@ -146,7 +161,9 @@ def test_run_with_neither_scenario_nor_resume(tmp_path: Path, capsys, monkeypatc
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_guard_sees_a_resume_that_gets_as_far_as_ray(tmp_path: Path, capsys, no_ray: list[str]) -> None:
+def test_the_guard_sees_a_resume_that_gets_as_far_as_ray(
+    tmp_path: Path, capsys, no_ray: list[str]
+) -> None:
     """Positive control: a resumable run directory passes every check and reaches the simulation engine,
     which the guard catches; so the refusals above are proven to come before Ray."""
     import logging

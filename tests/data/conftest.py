@@ -13,7 +13,9 @@ import pytest
 def write_npz(tmp_path: Path) -> Callable[..., Path]:
     """Write ``arrays`` as ``<tmp root>/<filename>`` (np.savez, or compressed) and return the path."""
 
-    def write(filename: str, *, compressed: bool = False, root: Path | None = None, **arrays: np.ndarray) -> Path:
+    def write(
+        filename: str, *, compressed: bool = False, root: Path | None = None, **arrays: np.ndarray
+    ) -> Path:
         folder = root if root is not None else tmp_path
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / filename
@@ -24,7 +26,9 @@ def write_npz(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def _tiny_split(n: int, size: int, n_classes: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _tiny_split(
+    n: int, size: int, n_classes: int = 7, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     labels = (np.arange(n) % n_classes).astype(np.uint8)[:, None]

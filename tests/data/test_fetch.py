@@ -32,7 +32,9 @@ def _leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name.endswith(".part"))
 
 
-def test_fetch_from_file_url_places_the_checked_file(tmp_path: Path, source: Path, official_md5: str) -> None:
+def test_fetch_from_file_url_places_the_checked_file(
+    tmp_path: Path, source: Path, official_md5: str
+) -> None:
     root = tmp_path / "root"  # created by fetch
     path = fetch("dermamnist", 28, root, url=source.as_uri())
     assert path == root / "dermamnist.npz"
@@ -40,13 +42,17 @@ def test_fetch_from_file_url_places_the_checked_file(tmp_path: Path, source: Pat
     assert _leftovers(root) == []
 
 
-def test_present_file_with_official_md5_is_not_downloaded_again(tmp_path: Path, official_md5: str) -> None:
+def test_present_file_with_official_md5_is_not_downloaded_again(
+    tmp_path: Path, official_md5: str
+) -> None:
     (tmp_path / "dermamnist.npz").write_bytes(PAYLOAD)
     missing = (tmp_path / "nowhere.npz").as_uri()
     assert fetch("dermamnist", 28, tmp_path, url=missing) == tmp_path / "dermamnist.npz"
 
 
-def test_md5_mismatch_leaves_no_file(tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_md5_mismatch_leaves_no_file(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(DatasetSpec, "md5", lambda self, size: "0" * 32)
     root = tmp_path / "root"
     with pytest.raises(DataError, match="md5") as err:
@@ -64,7 +70,9 @@ def test_unreachable_url_names_the_path_and_keeps_the_old_file(tmp_path: Path) -
     message = str(err.value)
     assert "could not download http://127.0.0.1:9/x.npz" in message
     assert f"save it as {final}" in message and "offline?" in message
-    assert final.read_bytes() == b"an older, unofficial copy"  # never replaced by a partial download
+    assert (
+        final.read_bytes() == b"an older, unofficial copy"
+    )  # never replaced by a partial download
     assert _leftovers(tmp_path) == []
 
 

@@ -27,7 +27,9 @@ def test_labels_fixture() -> None:
     assert int(LABELS.sum()) == 30
 
 
-@pytest.mark.parametrize(("fraction", "k"), [(0.2, 40), (0.5, 100), (0.001, 1), (1.0, 200), (0.333, 67)])
+@pytest.mark.parametrize(
+    ("fraction", "k"), [(0.2, 40), (0.5, 100), (0.001, 1), (1.0, 200), (0.333, 67)]
+)
 def test_random_size(fraction: float, k: int) -> None:
     index = select_forget(LABELS, ForgetSpec(fraction, "random", seed=3))
     _check(index)

@@ -20,9 +20,10 @@ from fedunlearn.data import (
     clear_cache,
     file_md5,
     load_dataset,
+    loading,
     resolve_root,
+    synthetic,
 )
-from fedunlearn.data import loading, synthetic
 
 JPEG_MD5 = "a032e8b21d33ac007a130d549262064c"
 DERMA_OFFICIAL_MD5 = "0744692d530f8e62ec473284d019b0c7"
@@ -38,7 +39,9 @@ def _load_quiet(*args, **kwargs) -> BinaryDataset:
 def test_jpeg_dermamnist_binarised_counts_and_provenance(derma_root: Path) -> None:
     with pytest.warns(UnofficialDataWarning, match=JPEG_MD5) as record:
         ds = load_dataset("dermamnist", 28, derma_root)
-    assert DERMA_OFFICIAL_MD5 in str(record[0].message) and "dermamnist.npz" in str(record[0].message)
+    assert DERMA_OFFICIAL_MD5 in str(record[0].message) and "dermamnist.npz" in str(
+        record[0].message
+    )
     assert (len(ds.train), len(ds.val), len(ds.test)) == (7007, 1003, 2005)
     assert int(ds.train.labels.sum()) == 1366
     assert ds.train.images.shape == (7007, 28, 28, 3) and ds.train.images.dtype == torch.uint8
@@ -54,7 +57,11 @@ def test_jpeg_dermamnist_binarised_counts_and_provenance(derma_root: Path) -> No
     prov = ds.provenance
     assert prov.md5 == JPEG_MD5 and prov.official_md5 == DERMA_OFFICIAL_MD5
     assert prov.official is False and prov.synthetic is False
-    assert prov.path == str(derma_root / "dermamnist.npz") and prov.size == 28 and prov.dataset == "dermamnist"
+    assert (
+        prov.path == str(derma_root / "dermamnist.npz")
+        and prov.size == 28
+        and prov.dataset == "dermamnist"
+    )
     assert "not the official" in prov.note
     assert prov.to_dict()["md5"] == JPEG_MD5
     assert 0.19 < ds.train.prevalence < 0.2
@@ -117,7 +124,9 @@ def test_garbage_and_single_array_files_are_data_errors(tmp_path: Path) -> None:
 def test_wrong_image_shape_is_a_data_error(write_npz, tiny_split) -> None:
     images, labels = tiny_split(4, 28)
     path = write_npz("dermamnist.npz", train_images=images[:, :, :27], train_labels=labels)
-    with pytest.raises(DataError, match=r"train_images .*\(4, 28, 27, 3\).*expected uint8 \(N, 28, 28, 3\)"):
+    with pytest.raises(
+        DataError, match=r"train_images .*\(4, 28, 27, 3\).*expected uint8 \(N, 28, 28, 3\)"
+    ):
         _load_quiet("dermamnist", 28, path.parent)
 
 
@@ -161,7 +170,11 @@ def test_grayscale_and_flat_labels_accepted(write_npz, tiny_split) -> None:
     images, labels = tiny_split(5, 28)
     gray = images[..., 0]
     path = write_npz(
-        "dermamnist.npz", train_images=gray, train_labels=labels.reshape(-1), test_images=gray, test_labels=labels
+        "dermamnist.npz",
+        train_images=gray,
+        train_labels=labels.reshape(-1),
+        test_images=gray,
+        test_labels=labels,
     )
     ds = _load_quiet("dermamnist", 28, path.parent)
     assert ds.train.images.shape == (5, 28, 28, 1)
@@ -181,13 +194,20 @@ def test_size_128_is_extracted_once_and_memory_mapped(write_npz, tiny_split) -> 
     train_images, train_labels = tiny_split(3, 128, seed=1)
     test_images, test_labels = tiny_split(2, 128, seed=2)
     path = write_npz(
-        "dermamnist_128.npz", compressed=True,
-        train_images=train_images, train_labels=train_labels, test_images=test_images, test_labels=test_labels,
+        "dermamnist_128.npz",
+        compressed=True,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
     )
     ds = _load_quiet("dermamnist", 128, path.parent)
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
     cache = path.parent / ".fedunlearn-cache" / f"dermamnist_128-{md5[:12]}"
-    assert sorted(p.name for p in cache.iterdir()) == ["test_images.npy", "train_images.npy"]  # no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "test_images.npy",
+        "train_images.npy",
+    ]  # no temp files left
     assert torch.equal(ds.train.images, torch.from_numpy(train_images))
     assert torch.equal(ds.test.images, torch.from_numpy(test_images))
     assert ds.train.source_labels.tolist() == train_labels.reshape(-1).tolist()
@@ -220,7 +240,9 @@ def test_size_64_is_memory_mapped_when_the_cache_is_writable(write_npz, tiny_spl
     assert isinstance(np.load(extracted, mmap_mode="r"), np.memmap)
 
 
-def test_small_sizes_fall_back_to_memory_on_a_read_only_root(write_npz, tiny_split, monkeypatch) -> None:
+def test_small_sizes_fall_back_to_memory_on_a_read_only_root(
+    write_npz, tiny_split, monkeypatch
+) -> None:
     import fedunlearn.data.loading as loading
 
     images, labels = tiny_split(3, 28)
@@ -269,7 +291,9 @@ def test_image_split_subset_and_prevalence() -> None:
     assert torch.equal(sub.images[0], split.images[3])
     assert math.isnan(split.subset(torch.tensor([], dtype=torch.int64)).prevalence)
     with pytest.raises(DataError, match="int64"):
-        ImageSplit(images=split.images, labels=torch.tensor([1, 0, 0]), source_labels=split.source_labels)
+        ImageSplit(
+            images=split.images, labels=torch.tensor([1, 0, 0]), source_labels=split.source_labels
+        )
 
 
 def test_synthetic_name_routes_to_generator(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,9 @@ LABELS = (torch.arange(N) % 5 == 0).to(torch.int64)
 BALANCED = (torch.arange(N) % 2).to(torch.int64)
 
 
-def _check_disjoint(parts: list[torch.Tensor], n_sites: int, n: int = N, all_used: bool = True) -> None:
+def _check_disjoint(
+    parts: list[torch.Tensor], n_sites: int, n: int = N, all_used: bool = True
+) -> None:
     assert len(parts) == n_sites
     for p in parts:
         assert p.dtype == torch.int64 and p.dim() == 1
@@ -87,7 +89,9 @@ def test_quantity_sizes_and_power() -> None:
     power = partition(LABELS, 4, "quantity", power=1.0, seed=0)
     _check_disjoint(power, 4)
     counts = [p.numel() for p in power]
-    assert counts == sorted(counts, reverse=True) and counts[0] == 480  # 1000 * 1 / (1 + 1/2 + 1/3 + 1/4)
+    assert (
+        counts == sorted(counts, reverse=True) and counts[0] == 480
+    )  # 1000 * 1 / (1 + 1/2 + 1/3 + 1/4)
     assert _same(parts, partition(LABELS, 3, "quantity", sizes=[1, 2, 7], seed=0))
 
 
@@ -115,8 +119,12 @@ def test_explicit_sizes_and_prevalence_are_exact() -> None:
     for p, size, prev in zip(parts, sizes, prevalence, strict=True):
         assert p.numel() == round(size * N)
         assert int(LABELS[p].sum()) == round(prev * round(size * N))
-    assert _same(parts, partition(LABELS, 4, "explicit", sizes=sizes, prevalence=prevalence, seed=4))
-    assert not _same(parts, partition(LABELS, 4, "explicit", sizes=sizes, prevalence=prevalence, seed=5))
+    assert _same(
+        parts, partition(LABELS, 4, "explicit", sizes=sizes, prevalence=prevalence, seed=4)
+    )
+    assert not _same(
+        parts, partition(LABELS, 4, "explicit", sizes=sizes, prevalence=prevalence, seed=5)
+    )
 
 
 def test_explicit_whole_split() -> None:
@@ -128,11 +136,23 @@ def test_explicit_whole_split() -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"sizes": [0.3, 0.3], "prevalence": [0.5, 0.5]}, "site 1 needs 150 malignant samples but only 50 remain"),
-        ({"sizes": [0.5, 0.4], "prevalence": [0.0, 0.0]}, "site 1 needs 400 benign samples but only 300 remain"),
+        (
+            {"sizes": [0.3, 0.3], "prevalence": [0.5, 0.5]},
+            "site 1 needs 150 malignant samples but only 50 remain",
+        ),
+        (
+            {"sizes": [0.5, 0.4], "prevalence": [0.0, 0.0]},
+            "site 1 needs 400 benign samples but only 300 remain",
+        ),
         ({"sizes": [0.6, 0.5], "prevalence": [0.1, 0.1]}, "sizes must sum to at most 1"),
-        ({"sizes": [0.1, 0.1], "prevalence": [0.1]}, r"prevalence must have one entry per site \(2\)"),
-        ({"sizes": [0.1, 0.1], "prevalence": [0.1, 1.2]}, r"prevalence must hold shares in \[0, 1\]"),
+        (
+            {"sizes": [0.1, 0.1], "prevalence": [0.1]},
+            r"prevalence must have one entry per site \(2\)",
+        ),
+        (
+            {"sizes": [0.1, 0.1], "prevalence": [0.1, 1.2]},
+            r"prevalence must hold shares in \[0, 1\]",
+        ),
         ({"sizes": [0.1, 0.0], "prevalence": [0.1, 0.1]}, "sizes must hold positive"),
         ({"sizes": [0.1, 0.1]}, "needs the parameter 'prevalence'"),
     ],

@@ -23,7 +23,9 @@ def test_binarise_pathmnist_maps_stroma_and_adenocarcinoma_to_malignant() -> Non
 
 def test_specs_match_method_table() -> None:
     derma, path = DATASETS["dermamnist"], DATASETS["pathmnist"]
-    assert derma.malignant_labels == frozenset({0, 1, 4}) and path.malignant_labels == frozenset({7, 8})
+    assert derma.malignant_labels == frozenset({0, 1, 4}) and path.malignant_labels == frozenset(
+        {7, 8}
+    )
     assert len(derma.class_names) == 7 and len(path.class_names) == 9
     assert "melanoma" in derma.class_names[4]
     assert dict(derma.n_samples) == {"train": 7007, "val": 1003, "test": 2005}
@@ -34,7 +36,12 @@ def test_specs_match_method_table() -> None:
 
 @pytest.mark.parametrize(
     ("size", "filename"),
-    [(28, "dermamnist.npz"), (64, "dermamnist_64.npz"), (128, "dermamnist_128.npz"), (224, "dermamnist_224.npz")],
+    [
+        (28, "dermamnist.npz"),
+        (64, "dermamnist_64.npz"),
+        (128, "dermamnist_128.npz"),
+        (224, "dermamnist_224.npz"),
+    ],
 )
 def test_filename_per_size(size: int, filename: str) -> None:
     spec = get_dataset_spec("dermamnist")

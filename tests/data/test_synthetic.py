@@ -27,7 +27,9 @@ def test_format_matches_medmnist_layout() -> None:
     assert "seed 0" in prov.note and "prevalence 0.2" in prov.note
 
 
-@pytest.mark.parametrize(("n", "prevalence"), [(60, 0.2), (101, 0.37), (7, 0.5), (1, 0.2), (1000, 0.013)])
+@pytest.mark.parametrize(
+    ("n", "prevalence"), [(60, 0.2), (101, 0.37), (7, 0.5), (1, 0.2), (1000, 0.013)]
+)
 def test_exact_prevalence(n: int, prevalence: float) -> None:
     ds = make_synthetic(SyntheticSpec(n_train=n, n_val=n, n_test=3, prevalence=prevalence, seed=5))
     assert int(ds.train.labels.sum()) == round(prevalence * n)
@@ -83,7 +85,9 @@ def test_learnable_but_not_trivially_separable() -> None:
     gray = ds.train.images.numpy().astype(np.float32).mean(-1)
     # high-frequency energy (a Laplacian): one hand-made texture feature
     centre = gray[:, 1:-1, 1:-1]
-    lap = np.abs(4 * centre - gray[:, :-2, 1:-1] - gray[:, 2:, 1:-1] - gray[:, 1:-1, :-2] - gray[:, 1:-1, 2:])
+    lap = np.abs(
+        4 * centre - gray[:, :-2, 1:-1] - gray[:, 2:, 1:-1] - gray[:, 1:-1, :-2] - gray[:, 1:-1, 2:]
+    )
     auc = _auc(lap.mean((1, 2)), ds.train.labels.numpy())
     assert 0.75 < auc < 0.97, auc
 
@@ -94,4 +98,6 @@ def test_ten_thousand_images_generate_quickly() -> None:
     make_synthetic(spec)
     elapsed = time.perf_counter() - start
     clear_cache()
-    assert elapsed < 4.0, f"{elapsed:.2f}s for 10k images at 28 px (target < 2 s on an idle machine)"
+    assert elapsed < 4.0, (
+        f"{elapsed:.2f}s for 10k images at 28 px (target < 2 s on an idle machine)"
+    )

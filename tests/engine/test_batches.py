@@ -18,7 +18,9 @@ def random_images(n: int, h: int = 10, w: int = 9, c: int = 3, seed: int = 0) ->
     return torch.randint(1, 256, (n, h, w, c), generator=g, dtype=torch.uint8)
 
 
-def reference_augment(x: torch.Tensor, dy: np.ndarray, dx: np.ndarray, flip: np.ndarray) -> np.ndarray:
+def reference_augment(
+    x: torch.Tensor, dy: np.ndarray, dx: np.ndarray, flip: np.ndarray
+) -> np.ndarray:
     """Slow per-sample reference: zero-pad 4, crop at (dy, dx), then flip left-right."""
     arr = x.numpy()
     _, h, w, _ = arr.shape
@@ -34,7 +36,9 @@ def all_candidates(img: np.ndarray) -> list[np.ndarray]:
     """Every crop of the padded image (81 offsets) and its mirror image."""
     h, w, _ = img.shape
     padded = np.pad(img, ((PAD, PAD), (PAD, PAD), (0, 0)))
-    crops = [padded[dy : dy + h, dx : dx + w] for dy in range(2 * PAD + 1) for dx in range(2 * PAD + 1)]
+    crops = [
+        padded[dy : dy + h, dx : dx + w] for dy in range(2 * PAD + 1) for dx in range(2 * PAD + 1)
+    ]
     return crops + [c[:, ::-1] for c in crops]
 
 
@@ -61,7 +65,11 @@ def test_every_augmented_image_is_a_crop_or_flip_of_its_padded_input() -> None:
 def test_augment_draws_cover_all_offsets_and_both_flips() -> None:
     # A distinct value per (row, col) of a 1-channel image reveals the offset and flip of each output.
     h = w = 12
-    x = (torch.arange(h * w, dtype=torch.int64).view(1, h, w, 1) % 250 + 1).to(torch.uint8).repeat(2000, 1, 1, 1)
+    x = (
+        (torch.arange(h * w, dtype=torch.int64).view(1, h, w, 1) % 250 + 1)
+        .to(torch.uint8)
+        .repeat(2000, 1, 1, 1)
+    )
     out = augment_batch(x, torch.Generator().manual_seed(0)).numpy()
     seen: set[tuple[int, int, bool]] = set()
     candidates = all_candidates(x[0].numpy())
@@ -85,7 +93,9 @@ def test_to_float_is_nchw_in_unit_range() -> None:
     x = random_images(4, h=5, w=7, c=3)
     out = to_float(x)
     assert out.shape == (4, 3, 5, 7) and out.dtype == torch.float32
-    np.testing.assert_allclose(out.numpy(), x.numpy().transpose(0, 3, 1, 2) / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        out.numpy(), x.numpy().transpose(0, 3, 1, 2) / 255.0, rtol=0, atol=1e-7
+    )
 
 
 def test_iterate_in_order_without_shuffle() -> None:
@@ -108,8 +118,17 @@ def test_shuffle_covers_every_index_exactly_once() -> None:
     images = random_images(100, h=4, w=4)
     labels = torch.arange(100) % 2
     indices = torch.arange(3, 100, 2)
-    got = list(iterate_batches(images, labels, indices, 8, device=CPU,
-                               generator=torch.Generator().manual_seed(0), shuffle=True))
+    got = list(
+        iterate_batches(
+            images,
+            labels,
+            indices,
+            8,
+            device=CPU,
+            generator=torch.Generator().manual_seed(0),
+            shuffle=True,
+        )
+    )
     order = torch.cat([idx for _, _, idx in got])
     assert not torch.equal(order, indices)  # shuffled
     assert torch.equal(torch.sort(order).values, indices)  # a permutation: each row exactly once
@@ -122,8 +141,16 @@ def test_shuffled_augmented_batches_are_crops_of_their_rows() -> None:
     images = random_images(20, h=8, w=8, seed=2)
     labels = torch.arange(20) % 2
     seen = []
-    for x, _, idx in iterate_batches(images, labels, torch.arange(20), 6, device=CPU,
-                                     generator=torch.Generator().manual_seed(1), shuffle=True, augment=True):
+    for x, _, idx in iterate_batches(
+        images,
+        labels,
+        torch.arange(20),
+        6,
+        device=CPU,
+        generator=torch.Generator().manual_seed(1),
+        shuffle=True,
+        augment=True,
+    ):
         aug = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for row, img in zip(idx.tolist(), aug):
             assert any(np.array_equal(img, c) for c in all_candidates(images[row].numpy()))
@@ -135,5 +162,14 @@ def test_shuffled_augmented_batches_are_crops_of_their_rows() -> None:
 def test_shuffle_or_augment_without_generator_is_an_error(shuffle: bool, augment: bool) -> None:
     images = random_images(4)
     with pytest.raises(ValueError, match="Generator"):
-        next(iterate_batches(images, torch.zeros(4, dtype=torch.int64), torch.arange(4), 2, device=CPU,
-                             shuffle=shuffle, augment=augment))
+        next(
+            iterate_batches(
+                images,
+                torch.zeros(4, dtype=torch.int64),
+                torch.arange(4),
+                2,
+                device=CPU,
+                shuffle=shuffle,
+                augment=augment,
+            )
+        )

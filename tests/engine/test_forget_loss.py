@@ -32,9 +32,14 @@ def gen(seed: int = 5) -> torch.Generator:
 @pytest.mark.parametrize("seed", range(4))
 def test_paper_settings_equal_the_original_losses_bit_for_bit(seed: int) -> None:
     logits, labels = batch(seed)
-    assert torch.equal(ForgetLoss(WEIGHTS)(logits, labels, gen(seed)), RandomLabelCE(WEIGHTS)(logits, labels, gen(seed)))
-    assert torch.equal(ForgetLoss(WEIGHTS, entropy="malignant")(logits, labels, gen(seed)),
-                       ClinicalRiskAwareForget(WEIGHTS)(logits, labels, gen(seed)))
+    assert torch.equal(
+        ForgetLoss(WEIGHTS)(logits, labels, gen(seed)),
+        RandomLabelCE(WEIGHTS)(logits, labels, gen(seed)),
+    )
+    assert torch.equal(
+        ForgetLoss(WEIGHTS, entropy="malignant")(logits, labels, gen(seed)),
+        ClinicalRiskAwareForget(WEIGHTS)(logits, labels, gen(seed)),
+    )
 
 
 def test_true_labels_never_draw_and_are_plain_ce() -> None:
@@ -54,16 +59,23 @@ def test_true_labels_never_draw_and_are_plain_ce() -> None:
 def test_no_weighting_equals_plain_cross_entropy() -> None:
     logits, labels = batch()
     assert torch.equal(WeightedCE(None)(logits, labels, gen()), F.cross_entropy(logits, labels))
-    assert torch.equal(ForgetLoss(None, random_labels=False)(logits, labels, gen()), F.cross_entropy(logits, labels))
+    assert torch.equal(
+        ForgetLoss(None, random_labels=False)(logits, labels, gen()),
+        F.cross_entropy(logits, labels),
+    )
     fake = random_labels(len(labels), gen())
     assert torch.equal(ForgetLoss(None)(logits, labels, gen()), F.cross_entropy(logits, fake))
-    assert not torch.allclose(WeightedCE(WEIGHTS)(logits, labels, gen()), F.cross_entropy(logits, labels))
+    assert not torch.allclose(
+        WeightedCE(WEIGHTS)(logits, labels, gen()), F.cross_entropy(logits, labels)
+    )
 
 
 def test_cra_scope_all_applies_entropy_to_benign_rows_too() -> None:
     logits, labels = batch()
     assert bool((labels == 0).any())
-    torch.testing.assert_close(ForgetLoss(WEIGHTS, entropy="all")(logits, labels, gen()), neg_entropy(logits))
+    torch.testing.assert_close(
+        ForgetLoss(WEIGHTS, entropy="all")(logits, labels, gen()), neg_entropy(logits)
+    )
     # Gradient of a benign row: the entropy's under "all", the cross-entropy's under "malignant".
     z = logits.clone().requires_grad_(True)
     ForgetLoss(WEIGHTS, entropy="all")(z, labels, gen()).backward()
@@ -89,8 +101,10 @@ def test_mixed_batch_relabels_only_forget_rows() -> None:
     targets[:5] = fake[:5]
     torch.testing.assert_close(got, F.cross_entropy(logits, targets))
     # True labels on a mixed batch: one plain cross-entropy over the whole batch (the study's ConcatDataset loop).
-    torch.testing.assert_close(ForgetLoss(None, False, None, is_forget)(logits, labels, gen(), rows),
-                               F.cross_entropy(logits, labels))
+    torch.testing.assert_close(
+        ForgetLoss(None, False, None, is_forget)(logits, labels, gen(), rows),
+        F.cross_entropy(logits, labels),
+    )
 
 
 def test_mixed_batch_entropy_only_on_forget_rows() -> None:
@@ -99,7 +113,9 @@ def test_mixed_batch_entropy_only_on_forget_rows() -> None:
     is_forget[:6] = True
     rows = torch.arange(12)
     got = ForgetLoss(WEIGHTS, False, "all", is_forget)(logits, labels, gen(), rows)
-    expected = 0.5 * neg_entropy(logits[:6]) + 0.5 * F.cross_entropy(logits[6:], labels[6:], weight=WEIGHTS)
+    expected = 0.5 * neg_entropy(logits[:6]) + 0.5 * F.cross_entropy(
+        logits[6:], labels[6:], weight=WEIGHTS
+    )
     torch.testing.assert_close(got, expected)
 
 

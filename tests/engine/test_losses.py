@@ -7,6 +7,8 @@ random labels drawn for the batch.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -58,7 +60,9 @@ def test_class_weights_by_hand() -> None:
 
 def test_class_weights_absent_class_gets_zero() -> None:
     # N / (2 N_c) with K = 2 fixed: 6 / (2 * 6) for the present class.
-    torch.testing.assert_close(class_weights(torch.zeros(6, dtype=torch.long)), torch.tensor([0.5, 0.0]))
+    torch.testing.assert_close(
+        class_weights(torch.zeros(6, dtype=torch.long)), torch.tensor([0.5, 0.0])
+    )
 
 
 # ---------------------------------------------------------------- simple losses
@@ -77,7 +81,9 @@ def test_gradient_ascent_is_minus_ce() -> None:
     logits, labels = mixed_batch()
     z, y = logits.double().numpy(), labels.numpy()
     expected = np.log(softmax64(z)[np.arange(len(y)), y]).mean()
-    assert float(GradientAscent()(logits, labels, torch.Generator())) == pytest.approx(expected, rel=1e-5)
+    assert float(GradientAscent()(logits, labels, torch.Generator())) == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_neg_entropy_by_hand() -> None:
@@ -94,7 +100,10 @@ def test_random_labels_cover_both_classes_including_the_true_one() -> None:
     labels = torch.ones(200, dtype=torch.long)
     # CE of label 1 is small, of label 0 large: a mean strictly between means both labels were drawn.
     value = float(loss(logits, labels, torch.Generator().manual_seed(0)))
-    lo, hi = float(F.cross_entropy(logits[:1], torch.tensor([1]))), float(F.cross_entropy(logits[:1], torch.tensor([0])))
+    lo, hi = (
+        float(F.cross_entropy(logits[:1], torch.tensor([1]))),
+        float(F.cross_entropy(logits[:1], torch.tensor([0]))),
+    )
     assert lo + 0.2 * (hi - lo) < value < hi - 0.2 * (hi - lo)
 
 
@@ -156,7 +165,9 @@ def test_cra_malignant_gradient_does_not_depend_on_the_random_labels() -> None:
         ClinicalRiskAwareForget(WEIGHTS)(z, labels, torch.Generator().manual_seed(seed)).backward()
         grads.append(z.grad)
     assert all(torch.equal(g[mal], grads[0][mal]) for g in grads)
-    assert not all(torch.equal(g[~mal], grads[0][~mal]) for g in grads)  # benign rows do see the draws
+    assert not all(
+        torch.equal(g[~mal], grads[0][~mal]) for g in grads
+    )  # benign rows do see the draws
 
 
 def p_malignant(start: float) -> torch.Tensor:
@@ -182,7 +193,7 @@ def optimise(loss, start: float, seed: int, steps: int = 60, lr: float = 1.0) ->
 @pytest.mark.parametrize("seed", range(5))
 def test_cra_raises_a_missed_malignant_towards_half(seed: int) -> None:
     trace = optimise(ClinicalRiskAwareForget(WEIGHTS), 0.1, seed)
-    assert all(b >= a - 1e-7 for a, b in zip(trace, trace[1:]))  # never pushed towards benign
+    assert all(b >= a - 1e-7 for a, b in itertools.pairwise(trace))  # never pushed towards benign
     assert min(trace) >= 0.1 - 1e-7
     assert trace[-1] == pytest.approx(0.5, abs=0.02)
     assert max(trace) <= 0.5 + 1e-6
@@ -191,7 +202,7 @@ def test_cra_raises_a_missed_malignant_towards_half(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_cra_never_turns_a_malignant_into_benign(seed: int) -> None:
     trace = optimise(ClinicalRiskAwareForget(WEIGHTS), 0.9, seed)
-    assert all(b <= a + 1e-7 for a, b in zip(trace, trace[1:]))
+    assert all(b <= a + 1e-7 for a, b in itertools.pairwise(trace))
     assert trace[-1] == pytest.approx(0.5, abs=0.02)
     assert min(trace) >= 0.5 - 1e-6  # never predicted benign
 
@@ -200,4 +211,6 @@ def test_random_labels_do_turn_malignants_into_benign() -> None:
     # The contrast that motivates CRA: the same sample under plain random relabelling.
     crossed = [seed for seed in range(10) if min(optimise(RandomLabelCE(WEIGHTS), 0.9, seed)) < 0.5]
     assert crossed
-    assert all(min(optimise(ClinicalRiskAwareForget(WEIGHTS), 0.9, seed)) >= 0.5 - 1e-6 for seed in crossed)
+    assert all(
+        min(optimise(ClinicalRiskAwareForget(WEIGHTS), 0.9, seed)) >= 0.5 - 1e-6 for seed in crossed
+    )

@@ -19,8 +19,11 @@ def small_scenario(**sections: Any) -> Scenario:
         "data": {"dataset": "synthetic", "synthetic": {"n_train": 360, "n_val": 90, "n_test": 150}},
         "sites": {"count": 3},
         "training": {"rounds": 3, "local_epochs": 1, "batch_size": 32, "lr": 0.05},
-        "deletion": {"method": "salun-cra", "unlearn": {"epochs": 1, "batch_size": 32},
-                     "requests": [{"round": 2, "site": 1, "fraction": 0.25}]},
+        "deletion": {
+            "method": "salun-cra",
+            "unlearn": {"epochs": 1, "batch_size": 32},
+            "requests": [{"round": 2, "site": 1, "fraction": 0.25}],
+        },
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
@@ -33,7 +36,9 @@ class Run:
     def __init__(self, path: Path, scenario: Scenario) -> None:
         self.path, self.scenario = path, scenario
         self.metrics = pd.read_csv(path / "metrics.csv", keep_default_na=False, na_values=[""])
-        self.events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
+        self.events = [
+            json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()
+        ]
         self.manifest = json.loads((path / "manifest.json").read_text())
 
     def audit(self, site: str) -> list[dict]:

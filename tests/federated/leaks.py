@@ -54,7 +54,7 @@ def _id_leak(tokens: list[int], ids: set[int]) -> str | None:
     if len(big) < _WINDOW:
         return None
     for i in range(len(tokens) - _WINDOW + 1):
-        window = tokens[i:i + _WINDOW]
+        window = tokens[i : i + _WINDOW]
         if len(set(window)) == _WINDOW and all(t in big for t in window):
             return f"{_WINDOW} forget ids in a row ({window})"
     present = big & set(tokens)
@@ -75,7 +75,7 @@ def scan_run_dir(run_dir: Path, scenario: Scenario) -> list[str]:
         for r in rows:
             flat = images[r].numpy().tobytes()
             mid = max(0, len(flat) // 2 - _IMAGE_PROBE // 2)
-            probe = flat[mid:mid + _IMAGE_PROBE]
+            probe = flat[mid : mid + _IMAGE_PROBE]
             if len(set(probe)) >= 16:  # a flat patch would match any file by chance
                 probes[probe] = f"{name} row image"
     leaks = []
@@ -84,7 +84,11 @@ def scan_run_dir(run_dir: Path, scenario: Scenario) -> list[str]:
         if rel.parts[0] == "sites":
             continue
         raw = path.read_bytes()
-        leaks += [f"{path}: image of a forgotten sample ({what})" for probe, what in probes.items() if probe in raw]
+        leaks += [
+            f"{path}: image of a forgotten sample ({what})"
+            for probe, what in probes.items()
+            if probe in raw
+        ]
         tokens = [int(m.group(1)) for m in _TOKEN.finditer(_readable(path))]
         for name, ids in sets.items():
             if why := _id_leak(tokens, ids):

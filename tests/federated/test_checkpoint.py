@@ -19,8 +19,13 @@ from flwr.app import Array, ArrayRecord
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated import checkpoint as checkpoint_module
-from fedunlearn.federated.checkpoint import (CheckpointError, latest_checkpoint, restore_strategy, save_checkpoint,
-                                             strategy_state)
+from fedunlearn.federated.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    restore_strategy,
+    save_checkpoint,
+    strategy_state,
+)
 from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.recorder import COLUMNS, RunRecorder
 from fedunlearn.federated.strategy import FederationPlan, make_strategy
@@ -46,7 +51,9 @@ def _model(rng: np.random.Generator) -> ArrayRecord:
         "fc.weight": rng.standard_normal((4, 6)),  # float64, as aggregation produces
         "conv.weight": rng.standard_normal((6, 3, 3, 3)).astype(np.float32),
         "bn.running_mean": rng.standard_normal(6).astype(np.float32),
-        "bn.step_ids": np.array([0, 7, 2**40, -3], dtype=np.int64),  # int64, beyond float32 precision
+        "bn.step_ids": np.array(
+            [0, 7, 2**40, -3], dtype=np.int64
+        ),  # int64, beyond float32 precision
         "fc.bias": rng.standard_normal(4),
     }
     assert list(arrays) == MODEL_KEYS
@@ -54,14 +61,35 @@ def _model(rng: np.random.Generator) -> ArrayRecord:
 
 
 def _moments(rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
-    shapes = {"fc.weight": (4, 6), "conv.weight": (6, 3, 3, 3), "bn.running_mean": (6,), "fc.bias": (4,)}
-    return {attr: {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for attr in ("m_t", "v_t")}
+    shapes = {
+        "fc.weight": (4, 6),
+        "conv.weight": (6, 3, 3, 3),
+        "bn.running_mean": (6,),
+        "fc.bias": (4,),
+    }
+    return {
+        attr: {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        for attr in ("m_t", "v_t")
+    }
 
 
 def _rows(recorder: RunRecorder, server_round: int) -> pd.DataFrame:
-    recorder.metrics(server_round, "site-0", "train", {"loss": 0.1 + server_round / 3, "num_examples": 120})
-    recorder.metrics(server_round, "site-1", "forget", {"ubac": 1 / 3, "mia_efficacy": 0.6180339887}, request="r0")
-    recorder.metrics(server_round, "pooled", "local-test", {"global_risk_ii": math.pi * 1e-7, "nan_metric": math.nan})
+    recorder.metrics(
+        server_round, "site-0", "train", {"loss": 0.1 + server_round / 3, "num_examples": 120}
+    )
+    recorder.metrics(
+        server_round,
+        "site-1",
+        "forget",
+        {"ubac": 1 / 3, "mia_efficacy": 0.6180339887},
+        request="r0",
+    )
+    recorder.metrics(
+        server_round,
+        "pooled",
+        "local-test",
+        {"global_risk_ii": math.pi * 1e-7, "nan_metric": math.nan},
+    )
     table = recorder.table()
     assert list(table.columns) == list(COLUMNS)
     assert set(table["request"]) == {"", "r0"}
@@ -84,13 +112,18 @@ def _assert_same_arrays(got: ArrayRecord, want: ArrayRecord) -> None:
         assert g.tobytes() == w.tobytes(), key
 
 
-def _assert_same_state(got: dict[str, dict[str, np.ndarray]], want: dict[str, dict[str, np.ndarray]]) -> None:
+def _assert_same_state(
+    got: dict[str, dict[str, np.ndarray]], want: dict[str, dict[str, np.ndarray]]
+) -> None:
     assert set(got) == set(want)
     for attr in want:
         assert set(got[attr]) == set(want[attr]), attr
         for key, w in want[attr].items():
             g = np.asarray(got[attr][key])
-            assert g.dtype == w.dtype and g.shape == w.shape and g.tobytes() == w.tobytes(), (attr, key)
+            assert g.dtype == w.dtype and g.shape == w.shape and g.tobytes() == w.tobytes(), (
+                attr,
+                key,
+            )
 
 
 def _one_line_checkpoint_error(run_dir: Path, folder: Path) -> str:
@@ -117,10 +150,18 @@ def saved(tmp_path: Path):
         ledger.request(server_round, f"site-{server_round % 3}", server_round, 0.25, "random")
         plan_state = _plan_state(plan)
         event_lines = 10 * server_round + 1
-        path = save_checkpoint(tmp_path, server_round, arrays, strategy, rows, plan_state, ledger.path, event_lines)
+        path = save_checkpoint(
+            tmp_path, server_round, arrays, strategy, rows, plan_state, ledger.path, event_lines
+        )
         assert path == tmp_path / "checkpoints" / f"round-{server_round:04d}"
-        expected[server_round] = dict(arrays=arrays, state=m, rows=rows, plan=plan_state, events=event_lines,
-                                      ledger=ledger.rows())
+        expected[server_round] = dict(
+            arrays=arrays,
+            state=m,
+            rows=rows,
+            plan=plan_state,
+            events=event_lines,
+            ledger=ledger.rows(),
+        )
     return tmp_path, expected
 
 
@@ -129,7 +170,10 @@ def test_only_the_two_newest_checkpoints_are_kept(saved) -> None:
     run_dir, _ = saved
     assert checkpoint_module.KEEP == 2
     root = run_dir / "checkpoints"
-    assert sorted(p.name for p in root.iterdir()) == ["round-0002", "round-0003"]  # no .tmp folder either
+    assert sorted(p.name for p in root.iterdir()) == [
+        "round-0002",
+        "round-0003",
+    ]  # no .tmp folder either
     assert not list(run_dir.rglob("*.tmp"))
 
 
@@ -144,15 +188,23 @@ def test_latest_checkpoint_round_trips_everything(saved, tmp_path_factory) -> No
     assert cp.event_lines == want["events"]
 
     # rows: the same values, "" requests stay "" (not NaN), NaN values stay NaN
-    pd.testing.assert_frame_equal(cp.rows.astype(object), want["rows"].astype(object), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        cp.rows.astype(object), want["rows"].astype(object), check_dtype=False
+    )
     assert list(cp.rows.columns) == list(COLUMNS)
     assert (cp.rows["request"] == "").sum() == (want["rows"]["request"] == "").sum() > 0
     assert set(cp.rows["request"]) == {"", "r0"}
-    assert cp.rows["value"].astype(float).tolist() == pytest.approx(want["rows"]["value"].tolist(), nan_ok=True, abs=0)
+    assert cp.rows["value"].astype(float).tolist() == pytest.approx(
+        want["rows"]["value"].tolist(), nan_ok=True, abs=0
+    )
 
     # plan: JSON-able, and what a fresh plan restores to
     assert cp.plan == want["plan"]
-    assert cp.plan == {"accepted": [0, 1, 2], "pending": {"1": [0, 2]}, "withdrawing": {"0": [2], "2": [1]}}
+    assert cp.plan == {
+        "accepted": [0, 1, 2],
+        "pending": {"1": [0, 2]},
+        "withdrawing": {"0": [2], "2": [1]},
+    }
     _, fresh_plan, _, _ = _strategy(tmp_path_factory.mktemp("fresh-plan"))
     fresh_plan.restore(cp.plan)
     assert fresh_plan.accepted == {0, 1, 2}
@@ -184,8 +236,13 @@ def test_a_checkpoint_folder_holds_only_the_documented_files(saved) -> None:
     run_dir, _ = saved
     for folder in (run_dir / "checkpoints").iterdir():
         assert sorted(p.name for p in folder.iterdir()) == [
-            "ledger.sqlite", "metrics.csv", "model.safetensors", "state.json",
-            "strategy-m_t.safetensors", "strategy-v_t.safetensors"]
+            "ledger.sqlite",
+            "metrics.csv",
+            "model.safetensors",
+            "state.json",
+            "strategy-m_t.safetensors",
+            "strategy-v_t.safetensors",
+        ]
 
 
 @pytest.mark.parametrize("name", ["fedavg", "fedprox", "fedmedian", "fedadam"])
@@ -195,7 +252,9 @@ def test_stateless_strategies_save_no_strategy_files(tmp_path: Path, name: str) 
     strategy, plan, recorder, ledger = _strategy(tmp_path, name)
     assert strategy_state(strategy) == {}
     arrays = _model(np.random.default_rng(1))
-    path = save_checkpoint(tmp_path, 1, arrays, strategy, _rows(recorder, 1), plan.state(), ledger.path, 0)
+    path = save_checkpoint(
+        tmp_path, 1, arrays, strategy, _rows(recorder, 1), plan.state(), ledger.path, 0
+    )
     assert not list(path.glob("strategy-*"))
     cp = latest_checkpoint(tmp_path)
     assert cp.strategy_state == {}
@@ -214,9 +273,13 @@ def test_no_checkpoint_yet_is_none(tmp_path: Path) -> None:
 def test_zero_dim_arrays_keep_their_shape(tmp_path: Path) -> None:
     """A real model's BatchNorm ``num_batches_tracked`` is a 0-d int64 tensor."""
     strategy, plan, recorder, ledger = _strategy(tmp_path)
-    arrays = ArrayRecord({"bn.weight": Array(np.ones(3, dtype=np.float32)),
-                          "bn.num_batches_tracked": Array(np.array(12, dtype=np.int64)),
-                          "scale": Array(np.array(0.5))})
+    arrays = ArrayRecord(
+        {
+            "bn.weight": Array(np.ones(3, dtype=np.float32)),
+            "bn.num_batches_tracked": Array(np.array(12, dtype=np.int64)),
+            "scale": Array(np.array(0.5)),
+        }
+    )
     strategy.m_t = {"scale": np.array(0.25, dtype=np.float32)}
     strategy.v_t = {"scale": np.array(0.125, dtype=np.float32)}
     save_checkpoint(tmp_path, 1, arrays, strategy, _rows(recorder, 1), plan.state(), ledger.path, 0)
@@ -239,8 +302,17 @@ def test_a_half_written_tmp_folder_is_ignored(saved) -> None:
     assert cp.server_round == 3 and cp.path == root / "round-0003"
     _assert_same_arrays(cp.arrays, expected[3]["arrays"])
     # the next save of round 4 replaces the leftover, and prunes round 2
-    strategy, plan, recorder, ledger = _strategy(run_dir)
-    save_checkpoint(run_dir, 4, expected[3]["arrays"], strategy, expected[3]["rows"], plan.state(), ledger.path, 1)
+    strategy, plan, _recorder, ledger = _strategy(run_dir)
+    save_checkpoint(
+        run_dir,
+        4,
+        expected[3]["arrays"],
+        strategy,
+        expected[3]["rows"],
+        plan.state(),
+        ledger.path,
+        1,
+    )
     assert sorted(p.name for p in root.iterdir()) == ["round-0003", "round-0004"]
     assert latest_checkpoint(run_dir).server_round == 4
 
@@ -269,8 +341,12 @@ DAMAGE = {
     "garbage-model": ("model.safetensors", lambda p: p.write_bytes(b"\xff" * 64)),
     "garbage-state-json": ("state.json", lambda p: p.write_text("{not json")),
     "state-json-not-a-mapping": ("state.json", lambda p: p.write_text("[1, 2, 3]")),
-    "state-json-without-plan": ("state.json", lambda p: p.write_text(json.dumps(
-        {k: v for k, v in json.loads(p.read_text()).items() if k != "plan"}))),
+    "state-json-without-plan": (
+        "state.json",
+        lambda p: p.write_text(
+            json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "plan"})
+        ),
+    ),
     "missing-state-json": ("state.json", lambda p: p.unlink()),
     "missing-ledger": ("ledger.sqlite", lambda p: p.unlink()),
     "missing-metrics": ("metrics.csv", lambda p: p.unlink()),
@@ -304,7 +380,7 @@ def test_after_deleting_the_unreadable_folder_the_one_before_is_used(saved) -> N
 
 def test_array_order_may_differ_from_the_file_order(saved) -> None:
     """The arrays come back in ``state.json``'s order, whatever order the safetensors file keeps them in."""
-    run_dir, expected = saved
+    run_dir, _expected = saved
     state_json = run_dir / "checkpoints" / "round-0003" / "state.json"
     state = json.loads(state_json.read_text())
     assert state["array_order"] == MODEL_KEYS
@@ -321,7 +397,7 @@ def _file_format(path: Path) -> str:
         (n,) = struct.unpack("<Q", data[:8])
         if 8 + n <= len(data):
             try:
-                header = json.loads(data[8:8 + n])
+                header = json.loads(data[8 : 8 + n])
             except ValueError:
                 header = None
             if isinstance(header, dict):
@@ -343,11 +419,20 @@ def test_no_file_in_a_checkpoint_is_a_pickle(saved) -> None:
     for path in files:
         data = path.read_bytes()
         kind = _file_format(path)
-        expected = {".safetensors": "safetensors", ".json": "json", ".csv": "csv", ".sqlite": "sqlite"}[path.suffix]
+        expected = {
+            ".safetensors": "safetensors",
+            ".json": "json",
+            ".csv": "csv",
+            ".sqlite": "sqlite",
+        }[path.suffix]
         assert kind == expected, path
         # pickle protocols 2-5 start with PROTO (0x80) then the protocol number; torch.save writes a zip (PK)
-        if kind != "safetensors":  # a safetensors header length may start with byte 0x80; its JSON header was parsed
-            assert not (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")), path
+        if (
+            kind != "safetensors"
+        ):  # a safetensors header length may start with byte 0x80; its JSON header was parsed
+            assert not (
+                data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+            ), path
         assert not data.startswith(b"PK\x03\x04"), path
 
 
@@ -400,7 +485,10 @@ def test_recorder_restore_truncates_events_to_the_checkpoint(tmp_path: Path) -> 
     recorder.event("run-resumed", 3)  # logging goes on after the kept lines
     assert recorder.event_lines == 4
     kept = (tmp_path / "events.jsonl").read_text().splitlines()
-    assert kept[:3] == [line.rstrip("\n") for line in lines[:3]] and json.loads(kept[3])["event"] == "run-resumed"
+    assert (
+        kept[:3] == [line.rstrip("\n") for line in lines[:3]]
+        and json.loads(kept[3])["event"] == "run-resumed"
+    )
 
 
 def test_recorder_restore_with_all_or_no_events(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ deletion:
     - {{round: 2, site: 1, fraction: 0.2}}
 """
 
-pytestmark = pytest.mark.skipif(FLWR is None, reason=f"the `flwr` executable is not installed (looked in {VENV_BIN} and PATH)")
+pytestmark = pytest.mark.skipif(
+    FLWR is None, reason=f"the `flwr` executable is not installed (looked in {VENV_BIN} and PATH)"
+)
 
 
 def _free_port() -> int:
@@ -65,7 +67,7 @@ def _proc_identity(pid: int) -> tuple[int, str] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
     if fields[0] == "Z":  # a zombie is already dead
         return None
     return int(fields[1]), fields[19]
@@ -101,7 +103,11 @@ def _stop(pids: dict[int, str], sig: int) -> None:
 
 
 def _alive(pids: dict[int, str]) -> dict[int, str]:
-    return {pid: start for pid, start in pids.items() if (ident := _proc_identity(pid)) and ident[1] == start}
+    return {
+        pid: start
+        for pid, start in pids.items()
+        if (ident := _proc_identity(pid)) and ident[1] == start
+    }
 
 
 def _wait_gone(pids: dict[int, str], timeout: float) -> dict[int, str]:
@@ -147,22 +153,40 @@ class SuperLink:
         assert exe, f"flower-superlink not found beside {FLWR}"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [exe, "--insecure", "--simulation", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--disable-runtime-dependency-installation", "--log-file", str(self.home / "superlink.log")],
-                cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    exe,
+                    "--insecure",
+                    "--simulation",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--disable-runtime-dependency-installation",
+                    "--log-file",
+                    str(self.home / "superlink.log"),
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"flower-superlink exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/health", timeout=1
+                ) as resp:
                     if resp.status == 200:
                         return
             except OSError:
                 pass
             time.sleep(0.3)
-        pytest.fail(f"flower-superlink not ready on port {self.port} within {STARTUP_TIMEOUT_S:.0f}s:\n{self.tail()}")
+        pytest.fail(
+            f"flower-superlink not ready on port {self.port} within {STARTUP_TIMEOUT_S:.0f}s:\n{self.tail()}"
+        )
 
     def remember_children(self) -> None:
         """Record the SuperLink's process tree (SuperExec, flwr-simulation, Ray) while it is alive."""
@@ -213,12 +237,19 @@ def _manifest(run_dir: Path) -> dict:
 def _flwr_run(superlink: SuperLink, run_config: str, run_dir: Path, cli_log: Path) -> None:
     """``flwr run .`` with ``run_config``; returns once ``run_dir``'s manifest says complete (or fails)."""
     command = [
-        FLWR, "run", str(REPO), "--stream",
-        "--federation-config", f"num-supernodes={SITES} client-resources-num-cpus=1 client-resources-num-gpus=0",
-        "--run-config", run_config,
+        FLWR,
+        "run",
+        str(REPO),
+        "--stream",
+        "--federation-config",
+        f"num-supernodes={SITES} client-resources-num-cpus=1 client-resources-num-gpus=0",
+        "--run-config",
+        run_config,
     ]
     with open(cli_log, "wb") as out:
-        cli = subprocess.Popen(command, cwd=cli_log.parent, env=superlink.env, stdout=out, stderr=subprocess.STDOUT)
+        cli = subprocess.Popen(
+            command, cwd=cli_log.parent, env=superlink.env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while not _manifest(run_dir).get("complete"):
@@ -226,11 +257,15 @@ def _flwr_run(superlink: SuperLink, run_config: str, run_dir: Path, cli_log: Pat
             if cli.poll() is not None and not _manifest(run_dir).get("complete"):
                 time.sleep(2)  # the stream may end just before the last file lands
                 if not _manifest(run_dir).get("complete"):
-                    pytest.fail(f"`flwr run` exited with {cli.returncode} before the run completed:\n"
-                                f"{cli_log.read_text(errors='replace')[-6000:]}\n--- superlink ---\n{superlink.tail()}")
+                    pytest.fail(
+                        f"`flwr run` exited with {cli.returncode} before the run completed:\n"
+                        f"{cli_log.read_text(errors='replace')[-6000:]}\n--- superlink ---\n{superlink.tail()}"
+                    )
             if time.monotonic() > deadline:
-                pytest.fail(f"no complete manifest in {run_dir} after {RUN_TIMEOUT_S:.0f}s:\n"
-                            f"{cli_log.read_text(errors='replace')[-6000:]}\n--- superlink ---\n{superlink.tail()}")
+                pytest.fail(
+                    f"no complete manifest in {run_dir} after {RUN_TIMEOUT_S:.0f}s:\n"
+                    f"{cli_log.read_text(errors='replace')[-6000:]}\n--- superlink ---\n{superlink.tail()}"
+                )
             time.sleep(1)
         try:
             cli.wait(timeout=30)  # --stream ends once the run is finished
@@ -246,22 +281,37 @@ def _flwr_run(superlink: SuperLink, run_config: str, run_dir: Path, cli_log: Pat
                 cli.wait()
 
 
-def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink, tmp_path: Path) -> None:
+def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(
+    superlink: SuperLink, tmp_path: Path
+) -> None:
     scenario = tmp_path / "smoke.yaml"
     scenario.write_text(SCENARIO_YAML, encoding="utf-8")
     run_dir = tmp_path / "run"
     # TOML basic strings: json.dumps quotes and escapes a path the same way.
-    _flwr_run(superlink, f"scenario={json.dumps(str(scenario))} run-dir={json.dumps(str(run_dir))}", run_dir,
-              tmp_path / "flwr-run.out")
+    _flwr_run(
+        superlink,
+        f"scenario={json.dumps(str(scenario))} run-dir={json.dumps(str(run_dir))}",
+        run_dir,
+        tmp_path / "flwr-run.out",
+    )
 
     manifest = _manifest(run_dir)
     assert manifest["complete"] is True
     assert manifest["kind"] == "federated-run" and manifest["scenario"] == "flwr-smoke"
     assert manifest["sites"].keys() == {f"site-{k}" for k in range(SITES)}
-    for name in ("scenario.yaml", "manifest.json", "metrics.csv", "events.jsonl", "model.safetensors", "risk.png"):
+    for name in (
+        "scenario.yaml",
+        "manifest.json",
+        "metrics.csv",
+        "events.jsonl",
+        "model.safetensors",
+        "risk.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "risk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    events = [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()
+    ]
     assert events[0] == "run-start" and events[-1] == "run-complete"
     assert "deletion-applied" in events
 
@@ -285,10 +335,21 @@ def test_flwr_run_dot_runs_a_scenario_to_a_complete_run_dir(superlink: SuperLink
     shutil.copytree(run_dir, copy)
     (copy / "manifest.json").write_text(json.dumps({"complete": False}))
     (copy / "model.safetensors").unlink()
-    _flwr_run(superlink, f"run-dir={json.dumps(str(copy))} resume=true", copy, tmp_path / "flwr-resume.out")
+    _flwr_run(
+        superlink,
+        f"run-dir={json.dumps(str(copy))} resume=true",
+        copy,
+        tmp_path / "flwr-resume.out",
+    )
     assert _manifest(copy)["resumed"] is True
     with open(copy / "metrics.csv", newline="") as fh:
         resumed_rows = list(csv.DictReader(fh))
-    assert [(r["round"], r["site"], r["phase"], r["metric"], r["value"]) for r in resumed_rows
-            if "seconds" not in r["metric"]] == \
-        [(r["round"], r["site"], r["phase"], r["metric"], r["value"]) for r in rows if "seconds" not in r["metric"]]
+    assert [
+        (r["round"], r["site"], r["phase"], r["metric"], r["value"])
+        for r in resumed_rows
+        if "seconds" not in r["metric"]
+    ] == [
+        (r["round"], r["site"], r["phase"], r["metric"], r["value"])
+        for r in rows
+        if "seconds" not in r["metric"]
+    ]

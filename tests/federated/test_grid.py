@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from fedunlearn.federated.grid import EngineStopped, WatchedGrid
 
 
@@ -33,8 +34,12 @@ def test_abort_ends_the_wait_at_once() -> None:
     grid = WatchedGrid(_SilentGrid(), abort)  # type: ignore[arg-type]
     threading.Timer(0.3, abort.set).start()
     t0 = time.monotonic()
-    with pytest.raises(EngineStopped, match="the simulation engine stopped while the server waited"):
-        grid.send_and_receive(_messages(2))  # no timeout: without the event this would wait for ever
+    with pytest.raises(
+        EngineStopped, match="the simulation engine stopped while the server waited"
+    ):
+        grid.send_and_receive(
+            _messages(2)
+        )  # no timeout: without the event this would wait for ever
     assert time.monotonic() - t0 < 5
 
 

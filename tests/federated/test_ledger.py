@@ -18,9 +18,24 @@ from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.ledger import STATUSES, ServerLedger, SiteLedger
 
 SERVER_COLUMNS = {
-    "id", "site", "requested_round", "fraction", "mode", "status", "sample_count", "attempts", "failures",
-    "last_failure", "method", "applied_round", "verified_round", "requested_at", "applied_at", "verified_at",
-    "applied_metrics", "verification_metrics",
+    "id",
+    "site",
+    "requested_round",
+    "fraction",
+    "mode",
+    "status",
+    "sample_count",
+    "attempts",
+    "failures",
+    "last_failure",
+    "method",
+    "applied_round",
+    "verified_round",
+    "requested_at",
+    "applied_at",
+    "verified_at",
+    "applied_metrics",
+    "verification_metrics",
 }
 
 
@@ -54,10 +69,20 @@ def test_request_is_idempotent(server: ServerLedger) -> None:
     server.request(0, "site-9", 5, 0.5, "class")  # the same id again, even with other values
     assert server.rows() == first
     row = first[0]
-    assert (row["id"], row["site"], row["requested_round"], row["fraction"], row["mode"]) == (0, "site-1", 2, 0.25, "random")
+    assert (row["id"], row["site"], row["requested_round"], row["fraction"], row["mode"]) == (
+        0,
+        "site-1",
+        2,
+        0.25,
+        "random",
+    )
     assert row["status"] == "pending" and row["attempts"] == 0 and row["failures"] == 0
     assert row["requested_at"] == "2030-01-01T00:00:00+00:00"  # not the second call's timestamp
-    assert row["sample_count"] is None and row["applied_round"] is None and row["verified_round"] is None
+    assert (
+        row["sample_count"] is None
+        and row["applied_round"] is None
+        and row["verified_round"] is None
+    )
 
 
 def test_status_goes_pending_applied_verified_in_order(server: ServerLedger) -> None:
@@ -69,22 +94,34 @@ def test_status_goes_pending_applied_verified_in_order(server: ServerLedger) -> 
     assert server.verified(7, 3, {"ubac": 0.5}) is False  # not applied yet
     assert server.status(7) == "pending"
     row = _row(server, 7)
-    assert row["verified_round"] is None and row["verified_at"] is None and row["verification_metrics"] is None
+    assert (
+        row["verified_round"] is None
+        and row["verified_at"] is None
+        and row["verification_metrics"] is None
+    )
 
     server.applied(7, 3, "salun-cra", {"ubac": 0.4})
     assert server.status(7) == "applied"
     applied = _row(server, 7)
-    assert applied["applied_round"] == 3 and applied["method"] == "salun-cra" and applied["applied_at"]
+    assert (
+        applied["applied_round"] == 3 and applied["method"] == "salun-cra" and applied["applied_at"]
+    )
 
     server.applied(7, 5, "rl", {"ubac": 0.9}, sample_count=99)  # applying again changes nothing
     assert _row(server, 7) == applied
 
-    assert server.verified(7, 2, {"ubac": 0.1}) is False  # a report from before the round it was applied
+    assert (
+        server.verified(7, 2, {"ubac": 0.1}) is False
+    )  # a report from before the round it was applied
     assert _row(server, 7) == applied
 
     assert server.verified(7, 3, {"ubac": 0.45, "mia_efficacy": 0.6}) is True
     verified = _row(server, 7)
-    assert verified["status"] == "verified" and verified["verified_round"] == 3 and verified["verified_at"]
+    assert (
+        verified["status"] == "verified"
+        and verified["verified_round"] == 3
+        and verified["verified_at"]
+    )
     assert server.verified(7, 4, {"ubac": 0.0}) is False  # once verified, stays as first verified
     assert _row(server, 7) == verified
 
@@ -144,7 +181,9 @@ def test_server_ledger_has_exactly_the_counts_only_schema(server: ServerLedger) 
     server.request(0, "a", 1, 0.2, "random")
     con = sqlite3.connect(server.path)
     try:
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         columns = {r[1] for r in con.execute("PRAGMA table_info(requests)")}
     finally:
         con.close()
@@ -175,7 +214,10 @@ def test_snapshot_and_restore_put_back_an_older_state(server: ServerLedger, tmp_
     assert ServerLedger(server.path).rows() == before  # also as read by a fresh object
     server.request(3, "d", 3, 0.1, "random")  # still writable after the restore
     assert [r["id"] for r in server.rows()] == [0, 1, 3]
-    assert [r["id"] for r in ServerLedger(snap).rows()] == [0, 1]  # the snapshot itself is untouched
+    assert [r["id"] for r in ServerLedger(snap).rows()] == [
+        0,
+        1,
+    ]  # the snapshot itself is untouched
 
 
 def test_server_ledger_survives_reopening(tmp_path: Path, clock: list[str]) -> None:
@@ -239,7 +281,9 @@ def test_unlearned_sets_the_round(tmp_path: Path, clock: list[str]) -> None:
     site.unlearned(0, 3)
     con = sqlite3.connect(site.path)
     try:
-        row = con.execute("SELECT accepted_round, unlearned_round, unlearned_at FROM requests WHERE request=0").fetchone()
+        row = con.execute(
+            "SELECT accepted_round, unlearned_round, unlearned_at FROM requests WHERE request=0"
+        ).fetchone()
     finally:
         con.close()
     assert row[0] == 2 and row[1] == 3 and row[2] == clock[-1]
@@ -258,7 +302,9 @@ def test_withdrawn_after_reopening(tmp_path: Path) -> None:
 def test_two_requests_are_independent(tmp_path: Path) -> None:
     site = SiteLedger(tmp_path / "ledger.sqlite")
     site.withdraw(0, torch.tensor([1, 2]), 1)
-    site.withdraw(1, torch.tensor([2, 3]), 2)  # overlapping rows are fine: each request keeps its own
+    site.withdraw(
+        1, torch.tensor([2, 3]), 2
+    )  # overlapping rows are fine: each request keeps its own
     site.unlearned(0, 2)
     assert {k: v.tolist() for k, v in site.withdrawn().items()} == {0: [1, 2], 1: [2, 3]}
     con = sqlite3.connect(site.path)

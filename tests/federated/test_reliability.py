@@ -34,13 +34,20 @@ from fedunlearn.federated.simulation import run_scenario
 from tests.federated.conftest import Run, small_scenario
 from tests.federated.leaks import scan_run_dir
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kills process groups through /proc")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="kills process groups through /proc"
+)
 
 SCENARIO = small_scenario(
     seed=5,
     training={"rounds": 5, "local_epochs": 2, "lr": 0.1},
-    deletion={"integration": "aggregate", "requests": [{"round": 2, "site": 1, "fraction": 0.25},
-                                                      {"round": 4, "site": 0, "fraction": 0.2}]},
+    deletion={
+        "integration": "aggregate",
+        "requests": [
+            {"round": 2, "site": 1, "fraction": 0.25},
+            {"round": 4, "site": 0, "fraction": 0.2},
+        ],
+    },
     failures={"dropout": 0.15, "crashes": [{"site": 1, "round": 2, "phase": "unlearn"}]},
 )
 DROPPED = {(2, 2), (4, 1)}  # (round, site) the seeded dropout draws (checked below)
@@ -78,15 +85,22 @@ def _start(args: list[str], ray_tmp: Path) -> subprocess.Popen:
     """``fedunlearn run ...`` in its own session; its output goes to a file (a pipe nobody reads would fill up)."""
     env = {**os.environ, "FEDUNLEARN_RAY_TMP": str(ray_tmp), "OMP_NUM_THREADS": "1"}
     with open(ray_tmp / "run.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "fedunlearn", "run", *args, "--quiet"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "fedunlearn", "run", *args, "--quiet"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _kill_when(proc: subprocess.Popen, ray_tmp: Path, ready, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before the kill point: {(ray_tmp / 'run.log').read_text()[-2000:]}")
+            pytest.fail(
+                f"the run ended before the kill point: {(ray_tmp / 'run.log').read_text()[-2000:]}"
+            )
         if time.monotonic() > deadline:
             _kill_tree(proc, ray_tmp)
             pytest.fail("the kill point never came")
@@ -97,7 +111,9 @@ def _kill_when(proc: subprocess.Popen, ray_tmp: Path, ready, timeout: float = 30
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("resume")
-    ray_tmp = Path(tempfile.mkdtemp(prefix="fu", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    ray_tmp = Path(
+        tempfile.mkdtemp(prefix="fu", dir="/tmp")
+    )  # short: Ray's socket paths must fit in 107 bytes
     scenario_file = root / "scenario.yaml"
     scenario_file.write_text(scenario_to_yaml(SCENARIO))
     run_dir = root / "run"
@@ -133,24 +149,36 @@ def _comparable_metrics(run: Run) -> pd.DataFrame:
 
 def _comparable_events(run: Run) -> list[dict]:
     drop = {"time", "seconds"}
-    return [{k: v for k, v in e.items() if k not in drop} for e in run.events if e["event"] != "run-resumed"]
+    return [
+        {k: v for k, v in e.items() if k not in drop}
+        for e in run.events
+        if e["event"] != "run-resumed"
+    ]
 
 
 # ----------------------------------------------------------------------------- the scenario does what it says
 def test_the_seeded_dropout_is_the_one_the_tests_expect() -> None:
-    drawn = {(r, s) for r in range(1, 6) for s in range(3)
-             if S.scheduled_failure(SCENARIO, s, r, "evaluate") and (r, s) != (2, 1)}
+    drawn = {
+        (r, s)
+        for r in range(1, 6)
+        for s in range(3)
+        if S.scheduled_failure(SCENARIO, s, r, "evaluate") and (r, s) != (2, 1)
+    }
     assert drawn == DROPPED
 
 
 def test_dropout_run_finishes_with_every_failure_logged(full: Run) -> None:
     assert full.manifest["complete"] is True
-    failures = {(e["round"], e["site"], e["phase"]) for e in full.events if e["event"] == "site-failure"}
+    failures = {
+        (e["round"], e["site"], e["phase"]) for e in full.events if e["event"] == "site-failure"
+    }
     expected = {(2, "site-1", "unlearn")}
     expected |= {(r, f"site-{s}", phase) for r, s in DROPPED for phase in ("train", "evaluate")}
     assert failures == expected
     # a site that failed its evaluation has no local-test rows that round; the others do
-    local = full.metrics[(full.metrics["phase"] == "local-test") & (full.metrics["metric"] == "fnr")]
+    local = full.metrics[
+        (full.metrics["phase"] == "local-test") & (full.metrics["metric"] == "fnr")
+    ]
     answered = set(zip(local["round"], local["site"]))
     for r in range(1, 6):
         for s in range(3):
@@ -158,12 +186,26 @@ def test_dropout_run_finishes_with_every_failure_logged(full: Run) -> None:
 
 
 def test_crash_during_unlearning_is_retried_and_the_rows_stay_out(full: Run) -> None:
-    kinds = [(e["event"], e["round"]) for e in full.events if e["event"].startswith("deletion") and e.get("site") == "site-1"]
-    assert kinds == [("deletion-sent", 2), ("deletion-failed", 2), ("deletion-sent", 3), ("deletion-applied", 3),
-                     ("deletion-verified", 3)]
+    kinds = [
+        (e["event"], e["round"])
+        for e in full.events
+        if e["event"].startswith("deletion") and e.get("site") == "site-1"
+    ]
+    assert kinds == [
+        ("deletion-sent", 2),
+        ("deletion-failed", 2),
+        ("deletion-sent", 3),
+        ("deletion-applied", 3),
+        ("deletion-verified", 3),
+    ]
     r0 = _ledger(full)[0]
-    assert (r0["status"], r0["attempts"], r0["failures"], r0["applied_round"], r0["verified_round"]) == \
-        ("verified", 2, 1, 3, 3)
+    assert (
+        r0["status"],
+        r0["attempts"],
+        r0["failures"],
+        r0["applied_round"],
+        r0["verified_round"],
+    ) == ("verified", 2, 1, 3, 3)
     assert "scheduled crash of site-1 in round 2" in r0["last_failure"]
     # the site committed the rows to its ledger in round 2, before it crashed, and never trained on them again
     site = SiteLedger(full.path / "sites" / "site-1" / "ledger.sqlite")
@@ -171,18 +213,26 @@ def test_crash_during_unlearning_is_retried_and_the_rows_stay_out(full: Run) -> 
     assert r0["sample_count"] == len(forget) > 0
     con = sqlite3.connect(site.path)
     try:
-        assert con.execute("SELECT accepted_round, unlearned_round FROM requests WHERE request=0").fetchone() == (2, 3)
+        assert con.execute(
+            "SELECT accepted_round, unlearned_round FROM requests WHERE request=0"
+        ).fetchone() == (2, 3)
     finally:
         con.close()
     trained = [a for a in full.audit("site-1") if a["phase"] in ("train", "unlearn-retain")]
-    assert any(a["round"] == 1 and torch.isin(forget, torch.tensor(a["rows"])).all() for a in trained)  # it could fail
-    assert all(not torch.isin(forget, torch.tensor(a["rows"])).any() for a in trained if a["round"] >= 2)
+    assert any(
+        a["round"] == 1 and torch.isin(forget, torch.tensor(a["rows"])).all() for a in trained
+    )  # it could fail
+    assert all(
+        not torch.isin(forget, torch.tensor(a["rows"])).any() for a in trained if a["round"] >= 2
+    )
 
 
 def test_ledger_tracks_every_request_to_verified(full: Run) -> None:
     rows = _ledger(full)
-    assert [(r["id"], r["site"], r["requested_round"], r["status"]) for r in rows] == \
-        [(0, "site-1", 2, "verified"), (1, "site-0", 4, "verified")]
+    assert [(r["id"], r["site"], r["requested_round"], r["status"]) for r in rows] == [
+        (0, "site-1", 2, "verified"),
+        (1, "site-0", 4, "verified"),
+    ]
     for r in rows:
         assert r["requested_at"] <= r["applied_at"] <= r["verified_at"]
         assert {"ubac", "mia_efficacy"} <= set(json.loads(r["verification_metrics"]))
@@ -194,16 +244,21 @@ def test_resume_after_kill_9_ends_like_the_uninterrupted_run(full: Run, resumed:
     assert resumed.manifest["complete"] is True and resumed.manifest["resumed"] is True
     a, b = _comparable_metrics(full), _comparable_metrics(resumed)
     assert a[["round", "site", "phase", "method", "metric", "request"]].equals(
-        b[["round", "site", "phase", "method", "metric", "request"]])
+        b[["round", "site", "phase", "method", "metric", "request"]]
+    )
     np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy(), rtol=1e-6, atol=1e-9)
-    wa, wb = load_file(str(full.path / "model.safetensors")), load_file(str(resumed.path / "model.safetensors"))
+    wa, wb = (
+        load_file(str(full.path / "model.safetensors")),
+        load_file(str(resumed.path / "model.safetensors")),
+    )
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-6, atol=1e-7)
     assert _comparable_events(full) == _comparable_events(resumed)
     drop = ("requested_at", "applied_at", "verified_at")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in _ledger(full)] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in _ledger(resumed)]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in _ledger(full)] == [
+        {k: v for k, v in r.items() if k not in drop} for r in _ledger(resumed)
+    ]
     resumes = [e for e in resumed.events if e["event"] == "run-resumed"]
     assert [e["round"] for e in resumes] == [0, 2]
 
@@ -228,10 +283,15 @@ def test_leak_scan_finds_planted_leaks(full: Run, tmp_path: Path) -> None:
     images = S.scenario_dataset(SCENARIO).train.images
     (copy / "a.json").write_text(json.dumps({"rows": [int(r) for r in forget[-5:]]}))
     (copy / "b.csv").write_text("row\n" + "\n".join(str(int(r)) for r in forget.flip(0)))
-    (copy / "checkpoints" / "c.bin").write_bytes(b"header" + images[int(forget[0])].numpy().tobytes())
+    (copy / "checkpoints" / "c.bin").write_bytes(
+        b"header" + images[int(forget[0])].numpy().tobytes()
+    )
     con = sqlite3.connect(copy / "ledger.sqlite")
     with con:
-        con.execute("UPDATE requests SET last_failure=? WHERE id=0", (",".join(str(int(r)) for r in forget),))
+        con.execute(
+            "UPDATE requests SET last_failure=? WHERE id=0",
+            (",".join(str(int(r)) for r in forget),),
+        )
     con.close()
     found = {Path(leak.split(":")[0]).name for leak in scan_run_dir(copy, SCENARIO)}
     assert found == {"a.json", "b.csv", "c.bin", "ledger.sqlite"}
@@ -241,18 +301,23 @@ def test_leak_scan_finds_planted_leaks(full: Run, tmp_path: Path) -> None:
 def test_too_few_sites_stop_the_run_incomplete_and_resumable(tmp_path: Path) -> None:
     from fedunlearn.errors import FedunlearnError
 
-    scenario = small_scenario(training={"rounds": 2},
-                              failures={"min_sites": 3, "crashes": [{"site": 0, "round": 2, "phase": "evaluate"}]})
+    scenario = small_scenario(
+        training={"rounds": 2},
+        failures={"min_sites": 3, "crashes": [{"site": 0, "round": 2, "phase": "evaluate"}]},
+    )
     out = tmp_path / "run"
     with pytest.raises(FedunlearnError) as err:
         run_scenario(scenario, out, quiet=True)
-    assert str(err.value) == (f"only 2 of 3 sites answered round 2, fewer than failures.min_sites = 3; {out} is "
-                              f"incomplete, `fedunlearn run --resume {out}` continues it once the cause is fixed")
+    assert str(err.value) == (
+        f"only 2 of 3 sites answered round 2, fewer than failures.min_sites = 3; {out} is "
+        f"incomplete, `fedunlearn run --resume {out}` continues it once the cause is fixed"
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is False and manifest["stopped"].startswith("only 2 of 3 sites")
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert [(e["event"], e["round"]) for e in events if e["event"] in ("site-failure", "run-stopped")] == \
-        [("site-failure", 2), ("run-stopped", 2)]
+    assert [
+        (e["event"], e["round"]) for e in events if e["event"] in ("site-failure", "run-stopped")
+    ] == [("site-failure", 2), ("run-stopped", 2)]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0001"]
     assert not (out / "model.safetensors").exists()
 
@@ -269,7 +334,10 @@ def test_a_run_killed_while_finishing_resumes_to_the_same_files(full: Run, tmp_p
     resumed = Run(copy, SCENARIO)
     assert resumed.manifest["complete"] is True
     assert _comparable_metrics(resumed).equals(_comparable_metrics(full))
-    wa, wb = load_file(str(full.path / "model.safetensors")), load_file(str(copy / "model.safetensors"))
+    wa, wb = (
+        load_file(str(full.path / "model.safetensors")),
+        load_file(str(copy / "model.safetensors")),
+    )
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert _comparable_events(resumed) == _comparable_events(full)
     assert [e["round"] for e in resumed.events if e["event"] == "run-resumed"] == [5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -152,7 +153,9 @@ def test_accepts_torch_tensors_and_bools() -> None:
     labels = torch.tensor([1, 0, 1, 0])
     preds = torch.tensor([1, 1, 0, 0])
     assert confusion_counts(labels, preds) == Confusion(tp=1, fp=1, tn=1, fn=1)
-    assert confusion_counts(np.array([True, False]), [1.0, 0.0]) == Confusion(tp=1, fp=0, tn=1, fn=0)
+    assert confusion_counts(np.array([True, False]), [1.0, 0.0]) == Confusion(
+        tp=1, fp=0, tn=1, fn=0
+    )
 
 
 # --- edge cases ----------------------------------------------------------------
@@ -211,7 +214,9 @@ def test_shape_mismatch_raises() -> None:
         roc_auc([0, 1, 1], [0.1, 0.9])
 
 
-@pytest.mark.parametrize(("c_fp", "c_fn"), [(-1.0, 20.0), (1.0, -0.1), (math.inf, 1.0), (1.0, math.nan)])
+@pytest.mark.parametrize(
+    ("c_fp", "c_fn"), [(-1.0, 20.0), (1.0, -0.1), (math.inf, 1.0), (1.0, math.nan)]
+)
 def test_bad_risk_costs_raise(c_fp: float, c_fn: float) -> None:
     with pytest.raises(ValueError):
         RiskCosts(c_fp=c_fp, c_fn=c_fn)
@@ -228,7 +233,7 @@ def test_risk_costs_defaults() -> None:
 def test_pooled_parts_equal_concatenation(seed: int) -> None:
     labels, preds = _random_labels_preds(seed, n=200)
     cuts = [0, 17, 90, 91, 200]
-    parts = [confusion_counts(labels[a:b], preds[a:b]) for a, b in zip(cuts, cuts[1:])]
+    parts = [confusion_counts(labels[a:b], preds[a:b]) for a, b in itertools.pairwise(cuts)]
     assert pool(parts) == confusion_counts(labels, preds)
     assert pool([]) == Confusion.zero()
     assert pool(iter(parts)) == sum(parts[1:], parts[0])

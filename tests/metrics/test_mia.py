@@ -38,7 +38,9 @@ def test_m_entropy_by_hand() -> None:
     np.testing.assert_allclose(out, expected, rtol=1e-12)
     three = np.array([[0.6, 0.3, 0.1]])
     got = mia_features(three, [1], "m_entropy")[0, 0]
-    assert got == pytest.approx(-0.7 * math.log(0.3) - 0.6 * math.log(0.4) - 0.1 * math.log(0.9), rel=1e-12)
+    assert got == pytest.approx(
+        -0.7 * math.log(0.3) - 0.6 * math.log(0.4) - 0.1 * math.log(0.9), rel=1e-12
+    )
 
 
 def test_m_entropy_is_per_row_not_per_column() -> None:
@@ -66,7 +68,7 @@ def test_features_accept_torch() -> None:
 
 
 def test_unknown_variant_lists_valid_ones() -> None:
-    with pytest.raises(ValueError, match="confidence.*entropy.*m_entropy.*correctness"):
+    with pytest.raises(ValueError, match=r"confidence.*entropy.*m_entropy.*correctness"):
         mia_features(PROBS, LABELS, "loss")
 
 
@@ -79,7 +81,9 @@ def test_bad_feature_inputs_raise(probs: np.ndarray, labels: list[int]) -> None:
         mia_features(probs, labels)
 
 
-def _binary_probs(rng: np.random.Generator, n: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+def _binary_probs(
+    rng: np.random.Generator, n: int, low: float, high: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Softmax rows whose true-class probability is uniform in [low, high]."""
     labels = rng.integers(0, 2, size=n)
     conf = rng.uniform(low, high, size=n)
@@ -119,7 +123,9 @@ def test_efficacy_equals_direct_svc(sets: dict, variant: str) -> None:
     feats = {
         "confidence": lambda p, y: p[np.arange(len(y)), y],
         "entropy": lambda p, y: -(p * np.log(p)).sum(1),
-        "m_entropy": lambda p, y: -2 * (1 - p[np.arange(len(y)), y]) * np.log(p[np.arange(len(y)), y]),
+        "m_entropy": lambda p, y: (
+            -2 * (1 - p[np.arange(len(y)), y]) * np.log(p[np.arange(len(y)), y])
+        ),
         "correctness": lambda p, y: (p.argmax(1) == y).astype(float),
     }[variant]
     x = np.r_[feats(rp[:n], rl[:n]), feats(tp[:n], tl[:n])].reshape(-1, 1)

@@ -34,7 +34,11 @@ def test_parse_and_name() -> None:
     assert parse_operating_point("sens@0.95") == ("sens", 0.95)
     assert parse_operating_point("cost-optimal") == ("cost", None)
     assert [operating_point_name(p) for p in (0.5, "0.3", "sens@0.9", "cost-optimal")] == [
-        "0.5", "0.3", "sens@0.9", "cost-optimal"]
+        "0.5",
+        "0.3",
+        "sens@0.9",
+        "cost-optimal",
+    ]
     for bad in (0, 1.5, "sens@0", "sens@1.2", "youden", True):
         with pytest.raises(ValueError, match="bad operating point"):
             parse_operating_point(bad)
@@ -49,7 +53,9 @@ def test_sensitivity_threshold_is_the_highest_meeting_the_target() -> None:
         if len(higher):  # the next distinct score up misses the target
             assert sensitivity(confusion_counts(y, s >= higher[0])) < target
     # hand case: malignant scores 0.9, 0.8, 0.3, 0.2 -> sens 0.75 needs 3 of 4 called: t = 0.3
-    assert threshold_for_sensitivity([1, 1, 1, 1, 0], [0.9, 0.8, 0.3, 0.2, 0.95], 0.75) == pytest.approx(0.3)
+    assert threshold_for_sensitivity(
+        [1, 1, 1, 1, 0], [0.9, 0.8, 0.3, 0.2, 0.95], 0.75
+    ) == pytest.approx(0.3)
     assert np.isnan(threshold_for_sensitivity([0, 0], [0.1, 0.2], 0.9))
 
 

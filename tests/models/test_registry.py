@@ -59,7 +59,9 @@ def test_resnet18_is_cifar_style() -> None:
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     assert n_params(model) == RESNET18_2WAY_PARAMS
     # Four stages of two basic blocks, 64/128/256/512 channels.
-    for stage, planes in zip((model.layer1, model.layer2, model.layer3, model.layer4), (64, 128, 256, 512)):
+    for stage, planes in zip(
+        (model.layer1, model.layer2, model.layer3, model.layer4), (64, 128, 256, 512)
+    ):
         assert len(stage) == 2
         assert stage[-1].conv2.out_channels == planes
     assert model.fc.in_features == 512 and model.fc.out_features == 2
@@ -71,7 +73,9 @@ def test_resnet18_downsamples_only_three_times(size: int, final: int) -> None:
     model = build_model("resnet18", seed=0).eval()
     shapes: dict[str, tuple[int, ...]] = {}
     for name in ("bn1", "layer4"):
-        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
+        getattr(model, name).register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape))
+        )
     with torch.no_grad():
         model(torch.rand(1, 3, size, size))
     assert shapes["bn1"] == (1, 64, size, size)

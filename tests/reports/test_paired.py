@@ -9,7 +9,14 @@ import pytest
 from scipy import stats
 
 from fedunlearn.reports.paired import (
-    IDENTICAL, NO_PAIR, NOISE, ONE_SEED, PairedDifference, format_difference, paired_ci, verdict,
+    IDENTICAL,
+    NO_PAIR,
+    NOISE,
+    ONE_SEED,
+    PairedDifference,
+    format_difference,
+    paired_ci,
+    verdict,
 )
 
 
@@ -17,10 +24,18 @@ def test_mean_and_interval_match_scipy_with_the_same_seed() -> None:
     d = [0.02, 0.05, 0.11]  # mean 0.06 by hand
     got = paired_ci(d)
     assert got.n == 3 and got.mean == pytest.approx(0.06)
-    ref = stats.bootstrap((np.array(d),), np.mean, confidence_level=0.95, n_resamples=9999, method="percentile",
-                          random_state=np.random.default_rng(0)).confidence_interval
+    ref = stats.bootstrap(
+        (np.array(d),),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=9999,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
     assert (got.low, got.high) == (pytest.approx(ref.low), pytest.approx(ref.high))
-    assert min(d) - 1e-12 <= got.low <= got.mean <= got.high <= max(d) + 1e-12  # resampled means stay inside
+    assert (
+        min(d) - 1e-12 <= got.low <= got.mean <= got.high <= max(d) + 1e-12
+    )  # resampled means stay inside
     assert paired_ci(d) == got  # seeded: the same table gives the same interval
 
 
@@ -52,19 +67,24 @@ def test_missing_values_are_left_out() -> None:
     assert format_difference(none) == "n/a"
 
 
-@pytest.mark.parametrize(("metric", "diffs", "reference", "words"), [
-    ("fnr", [0.1, 0.2, 0.3], "control", "raises FNR (misses more cancers)"),
-    ("fnr", [-0.1, -0.2, -0.3], "control", "lowers FNR (misses fewer cancers)"),
-    ("risk_2", [0.5, 0.7, 0.9], "control", "raises Risk II (costlier errors)"),
-    ("bac", [-0.05, -0.02, -0.03], "control", "lowers BAC (worse balanced accuracy)"),
-    ("auc", [-0.05, -0.02, -0.03], "retrain", "AUC below Retrain (ranks worse)"),
-    ("ubac", [0.2, 0.1, 0.3], "retrain", "UBAC above Retrain (forgets more)"),
-    ("fnr", [-0.1, 0.2, 0.05], "control", NOISE),
-])
+@pytest.mark.parametrize(
+    ("metric", "diffs", "reference", "words"),
+    [
+        ("fnr", [0.1, 0.2, 0.3], "control", "raises FNR (misses more cancers)"),
+        ("fnr", [-0.1, -0.2, -0.3], "control", "lowers FNR (misses fewer cancers)"),
+        ("risk_2", [0.5, 0.7, 0.9], "control", "raises Risk II (costlier errors)"),
+        ("bac", [-0.05, -0.02, -0.03], "control", "lowers BAC (worse balanced accuracy)"),
+        ("auc", [-0.05, -0.02, -0.03], "retrain", "AUC below Retrain (ranks worse)"),
+        ("ubac", [0.2, 0.1, 0.3], "retrain", "UBAC above Retrain (forgets more)"),
+        ("fnr", [-0.1, 0.2, 0.05], "control", NOISE),
+    ],
+)
 def test_verdict_words(metric: str, diffs: list[float], reference: str, words: str) -> None:
     assert verdict(metric, paired_ci(diffs), reference) == words
 
 
 def test_format_difference() -> None:
     assert format_difference(PairedDifference(0.012, -0.004, 0.03, 3)) == "+0.012 [-0.004, +0.030]"
-    assert format_difference(PairedDifference(120.0, 100.0, 140.0, 3), 1) == "+120.0 [+100.0, +140.0]"
+    assert (
+        format_difference(PairedDifference(120.0, 100.0, 140.0, 3), 1) == "+120.0 [+100.0, +140.0]"
+    )

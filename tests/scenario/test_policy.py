@@ -24,9 +24,14 @@ STREAM = {"rate": 0.3, "fraction": {"min": 0.05, "max": 0.2}, "start_round": 2}
 
 
 def _stochastic(scenario_seed: int = 3, rounds: int = 20, **process):
-    return small_scenario(seed=scenario_seed, training={"rounds": rounds},
-                          deletion={"requests": [{"round": 1, "site": 0, "fraction": 0.1}],
-                                    "stochastic": {**STREAM, **process}})
+    return small_scenario(
+        seed=scenario_seed,
+        training={"rounds": rounds},
+        deletion={
+            "requests": [{"round": 1, "site": 0, "fraction": 0.1}],
+            "stochastic": {**STREAM, **process},
+        },
+    )
 
 
 def _key(requests) -> list[tuple]:
@@ -38,7 +43,9 @@ def test_same_seed_same_requests_different_seed_different() -> None:
     a = _key(expand_requests(_stochastic(scenario_seed=3)))
     assert a == _key(expand_requests(_stochastic(scenario_seed=3))) and len(a) > 3
     assert _key(expand_requests(_stochastic(scenario_seed=4))) != a  # the scenario seed
-    assert _key(expand_requests(_stochastic(scenario_seed=3, seed=1))) != a  # the process's own seed
+    assert (
+        _key(expand_requests(_stochastic(scenario_seed=3, seed=1))) != a
+    )  # the process's own seed
 
 
 def test_explicit_requests_come_first_and_ids_are_indices() -> None:
@@ -53,20 +60,29 @@ def test_explicit_requests_come_first_and_ids_are_indices() -> None:
 def test_drawn_requests_respect_the_process() -> None:
     s = _stochastic(rounds=30, end_round=25, sites=[0, 2], mode="malignant")
     drawn = s.effective_requests[1:]
-    assert drawn and all(2 <= r.round <= 25 and r.site in (0, 2) and r.mode == "malignant" for r in drawn)
+    assert drawn and all(
+        2 <= r.round <= 25 and r.site in (0, 2) and r.mode == "malignant" for r in drawn
+    )
     assert all(0.05 <= r.fraction <= 0.2 for r in drawn)
     fixed = _stochastic(fraction=0.15).effective_requests[1:]
     assert fixed and {r.fraction for r in fixed} == {0.15}
-    rate = np.mean([len(_stochastic(scenario_seed=k, rounds=50).effective_requests) - 1 for k in range(8)])
+    rate = np.mean(
+        [len(_stochastic(scenario_seed=k, rounds=50).effective_requests) - 1 for k in range(8)]
+    )
     assert rate == pytest.approx(0.3 * 3 * 49, rel=0.15)  # 3 sites, rounds 2..50
 
 
 def test_the_draw_is_coupled_across_what_ifs() -> None:
     """A higher rate only adds requests; a shorter window keeps the requests of the rounds it shares."""
-    low, high = set(_key(_stochastic(rate=0.2).effective_requests)), set(_key(_stochastic(rate=0.5).effective_requests))
+    low, high = (
+        set(_key(_stochastic(rate=0.2).effective_requests)),
+        set(_key(_stochastic(rate=0.5).effective_requests)),
+    )
     assert low < high
     full = set(_key(_stochastic().effective_requests[1:]))
-    assert set(_key(_stochastic(end_round=10).effective_requests[1:])) == {k for k in full if k[0] <= 10}
+    assert set(_key(_stochastic(end_round=10).effective_requests[1:])) == {
+        k for k in full if k[0] <= 10
+    }
 
 
 def test_client_and_server_expand_the_same_list() -> None:
@@ -93,8 +109,12 @@ def test_fresh_global_model_is_seeded_by_round() -> None:
 
 
 # ----------------------------------------------------------------------------- schedule
-REQS = [{"round": 1, "site": 0, "fraction": 0.1}, {"round": 2, "site": 1, "fraction": 0.1},
-        {"round": 2, "site": 0, "fraction": 0.1}, {"round": 3, "site": 2, "fraction": 0.1}]
+REQS = [
+    {"round": 1, "site": 0, "fraction": 0.1},
+    {"round": 2, "site": 1, "fraction": 0.1},
+    {"round": 2, "site": 0, "fraction": 0.1},
+    {"round": 3, "site": 2, "fraction": 0.1},
+]
 
 
 def _ledger() -> ServerLedger:
@@ -153,7 +173,11 @@ def test_retrain_policy_resets_instead_of_unlearning() -> None:
     resets = {r: plan.resets_at(r) for r in range(1, 7)}
     assert resets == {1: [], 2: [0, 1, 2], 3: [], 4: [3], 5: [], 6: []}
     assert all(plan.deletions_at(r) == {} for r in range(1, 7))
-    assert plan.withdrawals_at(6) == {0: [0, 2], 1: [1], 2: [3]}  # sites still drop the rows at once
+    assert plan.withdrawals_at(6) == {
+        0: [0, 2],
+        1: [1],
+        2: [3],
+    }  # sites still drop the rows at once
     assert plan.pending == {}
 
 
@@ -164,8 +188,13 @@ def test_federated_retrain_schedules_nothing() -> None:
 
 
 def test_plan_uses_the_effective_request_list() -> None:
-    s = small_scenario(training={"rounds": 8}, deletion={"requests": REQS[:1], "stochastic": {"rate": 1.0, "fraction": 0.1,
-                                                                                              "sites": [2], "start_round": 5}})
+    s = small_scenario(
+        training={"rounds": 8},
+        deletion={
+            "requests": REQS[:1],
+            "stochastic": {"rate": 1.0, "fraction": 0.1, "sites": [2], "start_round": 5},
+        },
+    )
     plan = FederationPlan(s, {0: 100, 1: 101, 2: 102}, _ledger())
     assert plan.deletions_at(1) == {0: [0]}
     plan.unlearned(0, [0])
@@ -191,9 +220,20 @@ def _reply(site: int, kind: str, n: int, value: float) -> _Reply:
     metrics = MetricRecord({"num-examples": n, "train-loss": 0.0, "seconds": 0.1, "images": n})
     info = {"site": site, "kind": kind}
     if kind == "unlearn":
-        info.update({"method": "none", "request-ids": [0], "request-counts": [5], "forget-count": 5, "retain-count": 0,
-                     "unlearn-seconds": 0.0, "unlearn-images": 0})
-    return _Reply(RecordDict({"arrays": arrays, "metrics": metrics, "info": ConfigRecord(info)}), 100 + site)
+        info.update(
+            {
+                "method": "none",
+                "request-ids": [0],
+                "request-counts": [5],
+                "forget-count": 5,
+                "retain-count": 0,
+                "unlearn-seconds": 0.0,
+                "unlearn-images": 0,
+            }
+        )
+    return _Reply(
+        RecordDict({"arrays": arrays, "metrics": metrics, "info": ConfigRecord(info)}), 100 + site
+    )
 
 
 @pytest.mark.parametrize("integration", ["adopt", "aggregate"])
@@ -202,20 +242,30 @@ def test_sites_with_nothing_left_do_not_divide_by_zero(tmp_path, integration: st
     plan = FederationPlan(s, {0: 100, 1: 101, 2: 102}, _ledger())
     strategy = make_strategy(s, plan, RunRecorder(tmp_path, "salun-cra"))
     strategy._t0 = 0.0
-    if integration == "adopt":  # the only unlearning site had no retain data: its (unchanged) model is adopted
+    if (
+        integration == "adopt"
+    ):  # the only unlearning site had no retain data: its (unchanged) model is adopted
         arrays, _ = strategy.aggregate_train(2, [_reply(1, "unlearn", 0, 1.0)])
         assert np.allclose(arrays["w"].numpy(), 1.0)
     else:  # zero-example replies carry no weight; a round of only such replies keeps the global model
-        arrays, _ = strategy.aggregate_train(3, [_reply(1, "train", 0, 9.0), _reply(0, "train", 10, 2.0)])
+        arrays, _ = strategy.aggregate_train(
+            3, [_reply(1, "train", 0, 9.0), _reply(0, "train", 10, 2.0)]
+        )
         assert np.allclose(arrays["w"].numpy(), 2.0)
         assert strategy.aggregate_train(4, [_reply(1, "train", 0, 9.0)]) == (None, None)
 
 
 def test_policy_cost_counts_unlearning_replies_once() -> None:
-    rows = [(1, "site-0", "train", "seconds", 2.0), (1, "site-0", "train", "images", 100),
-            (2, "site-0", "train", "seconds", 3.0), (2, "site-0", "train", "images", 50),
-            (2, "site-0", "unlearn", "seconds", 2.5), (2, "site-0", "unlearn", "images", 50),
-            (2, "site-1", "train", "seconds", 1.0), (2, "site-1", "train", "images", 80)]
+    rows = [
+        (1, "site-0", "train", "seconds", 2.0),
+        (1, "site-0", "train", "images", 100),
+        (2, "site-0", "train", "seconds", 3.0),
+        (2, "site-0", "train", "images", 50),
+        (2, "site-0", "unlearn", "seconds", 2.5),
+        (2, "site-0", "unlearn", "images", 50),
+        (2, "site-1", "train", "seconds", 1.0),
+        (2, "site-1", "train", "images", 80),
+    ]
     table = pd.DataFrame(rows, columns=["round", "site", "phase", "metric", "value"])
     cost = policy_cost(table).set_index("work")
     assert cost.loc["train"].tolist() == [3.0, 180.0]

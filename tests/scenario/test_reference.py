@@ -15,7 +15,8 @@ README = Path(__file__).resolve().parents[2] / "configs" / "README.md"
 def test_configs_readme_is_up_to_date() -> None:
     assert README.read_text(encoding="utf-8") == reference_markdown(), (
         "configs/README.md is out of date; regenerate it: "
-        ".venv/bin/python -m fedunlearn.federated.scenario > configs/README.md")
+        ".venv/bin/python -m fedunlearn.federated.scenario > configs/README.md"
+    )
 
 
 def _fields(model: type[BaseModel], prefix: str = ""):
@@ -31,10 +32,18 @@ def test_every_field_is_described_and_in_the_reference() -> None:
     text = reference_markdown()
     for path, info in _fields(Scenario):
         assert info.description, f"{path} has no description"
-    for key in ("`deletion.requests[].fraction`", "`deletion.stochastic.fraction.min`", "`deletion.policy`",
-                "`deletion.unlearn.mask_ratio`", "`ray.num_gpus_per_client`", "`data.synthetic.n_train`"):
+    for key in (
+        "`deletion.requests[].fraction`",
+        "`deletion.stochastic.fraction.min`",
+        "`deletion.policy`",
+        "`deletion.unlearn.mask_ratio`",
+        "`ray.num_gpus_per_client`",
+        "`data.synthetic.n_train`",
+    ):
         assert key in text
 
 
 def test_unlearn_settings_mirror_the_method_config() -> None:
-    assert set(UnlearnSettings.model_fields) == set(SETTING_NAMES) == set(UnlearnConfig().settings())
+    assert (
+        set(UnlearnSettings.model_fields) == set(SETTING_NAMES) == set(UnlearnConfig().settings())
+    )

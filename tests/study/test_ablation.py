@@ -21,8 +21,15 @@ REQUIRED = {"ingredient", "from", "to", "method", "metric", "delta", "ci_low", "
 
 
 def tiny(**kw) -> AblationConfig:
-    base = dict(dataset="synthetic", seeds=(0, 1), ratios=(0.2,), methods=("retrain", "rl"), synthetic=SPEC,
-                train=TrainConfig(epochs=1, batch_size=32), unlearn_epochs=1)
+    base = dict(
+        dataset="synthetic",
+        seeds=(0, 1),
+        ratios=(0.2,),
+        methods=("retrain", "rl"),
+        synthetic=SPEC,
+        train=TrainConfig(epochs=1, batch_size=32),
+        unlearn_epochs=1,
+    )
     return AblationConfig(**{**base, **kw})
 
 
@@ -31,14 +38,21 @@ def tiny(**kw) -> AblationConfig:
 
 def test_settings_that_run_the_same_share_one_unit() -> None:
     # FT reads only loss_weighting: the paper toggle lands on the study-code preset.
-    assert unit_key("ft", Setting("paper", "loss_weighting", "none")) == unit_key("ft", Setting("study-code"))
+    assert unit_key("ft", Setting("paper", "loss_weighting", "none")) == unit_key(
+        "ft", Setting("study-code")
+    )
     # A toggle the method does not read is no toggle at all.
     assert all(s.ingredient != "mask_freeze" for s in toggles("rl", "paper"))
     assert all(s.ingredient != "cra_scope" for s in toggles("salun", "study-code"))
     # SalUn-CRA with entropy on every forget row reads no forget label.
     assert all(s.ingredient != "forget_labels" for s in toggles("salun-cra", "study-code"))
     assert {s.ingredient for s in toggles("salun-cra", "paper")} == {
-        "schedule", "forget_labels", "loss_weighting", "cra_scope", "mask_freeze"}
+        "schedule",
+        "forget_labels",
+        "loss_weighting",
+        "cra_scope",
+        "mask_freeze",
+    }
     assert unit_key("retrain", Setting("paper")) == unit_key("retrain", Setting("study-code"))
 
 
@@ -46,7 +60,9 @@ def test_work_order_runs_each_unit_once_ratio_then_tier_then_seed() -> None:
     entries = plan_entries(("retrain", "ft", "rl", "salun", "salun-cra"), ("paper", "study-code"))
     order = work_order(entries, (0.2, 0.5), (0, 1))
     assert len(order) == len(set(order)) == 2 * 2 * len({e.key for e in entries})
-    assert [r for r, _, _ in order] == sorted(r for r, _, _ in order)  # every 20 % unit before any 50 % one
+    assert [r for r, _, _ in order] == sorted(
+        r for r, _, _ in order
+    )  # every 20 % unit before any 50 % one
     tier: dict[str, int] = {}
     for e in entries:  # a unit shared by two entries runs in the earlier tier
         tier[e.key] = min(tier.get(e.key, e.tier), e.tier)
@@ -69,13 +85,31 @@ def test_paired_effect_is_the_mean_of_per_seed_differences() -> None:
     values = {base: [0.40, 0.50, 0.30], toggled: [0.20, 0.35, 0.25]}
     for key, vals in values.items():
         for seed, v in enumerate(vals):
-            for split, metric in (("test", "fnr"), ("test", "risk_2"), ("test", "bac"), ("forget", "ubac"),
-                                  ("forget", "mia_efficacy")):
-                rows.append({"ratio": 0.2, "seed": seed, "method": "rl", "unit": key, "split": split,
-                             "metric": metric, "value": v})
+            for split, metric in (
+                ("test", "fnr"),
+                ("test", "risk_2"),
+                ("test", "bac"),
+                ("forget", "ubac"),
+                ("forget", "mia_efficacy"),
+            ):
+                rows.append(
+                    {
+                        "ratio": 0.2,
+                        "seed": seed,
+                        "method": "rl",
+                        "unit": key,
+                        "split": split,
+                        "metric": metric,
+                        "value": v,
+                    }
+                )
     table = effect_table(pd.DataFrame(rows), entries, (0.2,), ("paper", "study-code"))
     assert list(table.columns) == EFFECT_COLUMNS
-    row = table[(table["ingredient"] == "forget_labels") & (table["preset"] == "paper") & (table["metric"] == "fnr")]
+    row = table[
+        (table["ingredient"] == "forget_labels")
+        & (table["preset"] == "paper")
+        & (table["metric"] == "fnr")
+    ]
     assert len(row) == 1
     r = row.iloc[0]
     assert (r["from"], r["to"], r["n_seeds"]) == ("random", "true", 3)
@@ -115,16 +149,27 @@ def test_outputs(run_dir) -> None:
     retrain = methods[methods["method"] == "retrain"]
     assert (retrain["gap_to_retrain"] == 0).all()
     assert "| paper | rl |" in (run_dir / "ablation.md").read_text()
-    assert sorted((run_dir / "originals").glob("*.pt")) == [run_dir / "originals" / f"seed{s}.pt" for s in (0, 1)]
+    assert sorted((run_dir / "originals").glob("*.pt")) == [
+        run_dir / "originals" / f"seed{s}.pt" for s in (0, 1)
+    ]
 
 
 def test_trace_has_every_phase_of_every_epoch(run_dir) -> None:
     trace = pd.read_csv(run_dir / "trace.csv")
-    assert set(trace["group"]) == {"test-malignant", "test-benign", "forget-malignant", "forget-benign"}
+    assert set(trace["group"]) == {
+        "test-malignant",
+        "test-benign",
+        "forget-malignant",
+        "forget-benign",
+    }
     units = set(pd.read_csv(run_dir / "results.csv").query("method != 'original'")["unit"])
     assert set(trace["unit"]) == units
     seq = trace[trace["unit"] == unit_key("rl", Setting("paper"))]
-    assert list(dict.fromkeys(zip(seq["epoch"], seq["phase"]))) == [(-1, "start"), (0, "forget"), (0, "retain")]
+    assert list(dict.fromkeys(zip(seq["epoch"], seq["phase"]))) == [
+        (-1, "start"),
+        (0, "forget"),
+        (0, "retain"),
+    ]
     mixed = trace[trace["unit"] == unit_key("rl", Setting("study-code"))]
     assert list(dict.fromkeys(zip(mixed["epoch"], mixed["phase"]))) == [(-1, "start"), (0, "mixed")]
     assert trace["p_malignant"].between(0, 1).all()
@@ -135,11 +180,19 @@ def test_trace_is_reproducible_and_changes_no_result(run_dir, tmp_path) -> None:
     run_ablation(tiny(seeds=(0,)), tmp_path / "plain", Progress(quiet=True))
     a = pd.read_csv(run_dir / "trace.csv").query("seed == 0").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "again" / "trace.csv").reset_index(drop=True)
-    pd.testing.assert_frame_equal(a.sort_values(list(a.columns)).reset_index(drop=True),
-                                  b.sort_values(list(b.columns)).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        a.sort_values(list(a.columns)).reset_index(drop=True),
+        b.sort_values(list(b.columns)).reset_index(drop=True),
+    )
     keys = ["ratio", "seed", "unit", "split", "metric"]
-    traced = pd.read_csv(run_dir / "results.csv").query("seed == 0 and metric != 'seconds'").set_index(keys)
-    plain = pd.read_csv(tmp_path / "plain" / "results.csv").query("metric != 'seconds'").set_index(keys)
+    traced = (
+        pd.read_csv(run_dir / "results.csv")
+        .query("seed == 0 and metric != 'seconds'")
+        .set_index(keys)
+    )
+    plain = (
+        pd.read_csv(tmp_path / "plain" / "results.csv").query("metric != 'seconds'").set_index(keys)
+    )
     pd.testing.assert_series_equal(traced["value"].sort_index(), plain["value"].sort_index())
 
 
@@ -164,13 +217,16 @@ def test_other_settings_in_the_same_folder_are_refused(run_dir) -> None:
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--ratios", "1.5"], "forget fraction"),
-    (["--methods", "rl", "salun"], "retrain"),
-    (["--seeds", "0", "0"], "distinct"),
-    (["--presets", "code"], "invalid choice"),
-    (["--unlearn-epochs", "0"], "unlearn epochs"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--ratios", "1.5"], "forget fraction"),
+        (["--methods", "rl", "salun"], "retrain"),
+        (["--seeds", "0", "0"], "distinct"),
+        (["--presets", "code"], "invalid choice"),
+        (["--unlearn-epochs", "0"], "unlearn epochs"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys) -> None:
     code = None
     try:

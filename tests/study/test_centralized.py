@@ -13,17 +13,47 @@ from fedunlearn.progress import Progress
 from fedunlearn.study import StudyConfig, run_study
 from fedunlearn.unlearning import METHOD_NAMES
 
-REQUIRED = {"tp", "fp", "tn", "fn", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv", "f1", "bac", "auc",
-            "auprc", "risk_1", "risk_2", "ubac", "rbac", "tbac", "ua", "ra", "ta", "mia_efficacy", "seconds"}
+REQUIRED = {
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "sensitivity",
+    "specificity",
+    "fnr",
+    "fpr",
+    "ppv",
+    "npv",
+    "f1",
+    "bac",
+    "auc",
+    "auprc",
+    "risk_1",
+    "risk_2",
+    "ubac",
+    "rbac",
+    "tbac",
+    "ua",
+    "ra",
+    "ta",
+    "mia_efficacy",
+    "seconds",
+}
 
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("study")
-    cfg = StudyConfig(dataset="synthetic", seeds=(0, 1), forget_ratio=0.2,
-                      synthetic=SyntheticSpec(n_train=400, n_val=100, n_test=200),
-                      train=TrainConfig(epochs=1, batch_size=64),
-                      unlearn_overrides={m: {"epochs": 1, "batch_size": 64} for m in METHOD_NAMES if m != "retrain"})
+    cfg = StudyConfig(
+        dataset="synthetic",
+        seeds=(0, 1),
+        forget_ratio=0.2,
+        synthetic=SyntheticSpec(n_train=400, n_val=100, n_test=200),
+        train=TrainConfig(epochs=1, batch_size=64),
+        unlearn_overrides={
+            m: {"epochs": 1, "batch_size": 64} for m in METHOD_NAMES if m != "retrain"
+        },
+    )
     run_study(cfg, out, Progress(quiet=True))
     return out
 

@@ -54,7 +54,9 @@ class ResumedSweep:
         return self.out / "runs" / slug
 
 
-RUN_TIMEOUT_S = 600.0  # a run that hangs (e.g. Ray failing to start on an overloaded machine) fails instead
+RUN_TIMEOUT_S = (
+    600.0  # a run that hangs (e.g. Ray failing to start on an overloaded machine) fails instead
+)
 _CACHE: dict[str, ResumedSweep | BaseException] = {}
 
 
@@ -63,7 +65,7 @@ def resumed_sweep(factory: pytest.TempPathFactory) -> ResumedSweep:
     if "sweep" not in _CACHE:
         try:
             _CACHE["sweep"] = _build(factory)
-        except Exception as exc:  # noqa: BLE001 - remembered, so a second fixture does not redo 2 runs
+        except Exception as exc:
             _CACHE["sweep"] = exc
     if isinstance(_CACHE["sweep"], BaseException):
         raise _CACHE["sweep"]
@@ -74,7 +76,9 @@ def _build(factory: pytest.TempPathFactory) -> ResumedSweep:
     base = factory.mktemp("tiny-sweep")
     scenario = write_tiny(base)
     out = base / "sweep"
-    first = run_sweep(plan_sweep(scenario, [SALUN], out, control=False, retrain=False), timeout_s=RUN_TIMEOUT_S)
+    first = run_sweep(
+        plan_sweep(scenario, [SALUN], out, control=False, retrain=False), timeout_s=RUN_TIMEOUT_S
+    )
     assert first.ran == (SALUN,) and not first.failed, first
 
     # An interrupted Retrain run: scenario and part of a metrics table, manifest not complete.
@@ -87,7 +91,9 @@ def _build(factory: pytest.TempPathFactory) -> ResumedSweep:
     (half / "leftover.txt").write_text("from the interrupted run")
 
     finished = out / "runs" / SALUN
-    old = finished.stat().st_mtime_ns - 10**9  # back-date, so a rewrite within the same tick would still show
+    old = (
+        finished.stat().st_mtime_ns - 10**9
+    )  # back-date, so a rewrite within the same tick would still show
     for p in [*finished.iterdir(), finished]:
         os.utime(p, ns=(old, old))
     before = mtimes(finished)

@@ -27,8 +27,13 @@ from fedunlearn.unlearning import (
 )
 
 FAST = {"epochs": 1, "batch_size": 32}
-PAPER = {"schedule": "sequential", "forget_labels": "random", "loss_weighting": "class", "cra_scope": "malignant",
-         "mask_freeze": "restore"}
+PAPER = {
+    "schedule": "sequential",
+    "forget_labels": "random",
+    "loss_weighting": "class",
+    "cra_scope": "malignant",
+    "mask_freeze": "restore",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +49,30 @@ def task(synthetic) -> UnlearnTask:
 def original(synthetic):
     model = build_model("small-cnn", seed=0)
     split = synthetic.train
-    train(model, [Phase("train", split.images, split.labels, torch.arange(len(split.labels)),
-                        WeightedCE(class_weights(split.labels)))],
-          TrainConfig(epochs=1, lr=0.05, batch_size=64), device=torch.device("cpu"),
-          generator=torch.Generator().manual_seed(0))
+    train(
+        model,
+        [
+            Phase(
+                "train",
+                split.images,
+                split.labels,
+                torch.arange(len(split.labels)),
+                WeightedCE(class_weights(split.labels)),
+            )
+        ],
+        TrainConfig(epochs=1, lr=0.05, batch_size=64),
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
     return model
 
 
 def test_defaults_are_the_papers_for_every_method() -> None:
     for name in ("retrain", "ft", "ga", "rl", "salun", "salun-cra"):
         assert resolve_config(name).ingredients() == PAPER
-        assert dataclasses.replace(resolve_config(name, {"preset": "paper"}), preset=None) == resolve_config(name)
+        assert dataclasses.replace(
+            resolve_config(name, {"preset": "paper"}), preset=None
+        ) == resolve_config(name)
     assert {k: v[0] for k, v in INGREDIENTS.items()} == PAPER
 
 
@@ -63,9 +81,18 @@ def test_study_code_preset_per_method() -> None:
     assert (rl.schedule, rl.forget_labels, rl.loss_weighting) == ("mixed", "true", "none")
     salun = resolve_config("salun", {"preset": "study-code"})
     assert (salun.schedule, salun.forget_labels, salun.loss_weighting, salun.mask_freeze) == (
-        "mixed", "true", "none", "gradient")
+        "mixed",
+        "true",
+        "none",
+        "gradient",
+    )
     cra = resolve_config("salun-cra", {"preset": "study-code"})
-    assert (cra.schedule, cra.loss_weighting, cra.cra_scope, cra.mask_freeze) == ("sequential", "class", "all", "gradient")
+    assert (cra.schedule, cra.loss_weighting, cra.cra_scope, cra.mask_freeze) == (
+        "sequential",
+        "class",
+        "all",
+        "gradient",
+    )
     assert resolve_config("ft", {"preset": "study-code"}).loss_weighting == "none"
     assert resolve_config("salun", {"preset": "study-code"}).preset == "study-code"
 
@@ -75,12 +102,20 @@ def test_explicit_ingredients_win_over_the_preset() -> None:
     assert (cfg.schedule, cfg.forget_labels, cfg.epochs) == ("mixed", "random", 2)
 
 
-@pytest.mark.parametrize("bad", [{"schedule": "interleaved"}, {"forget_labels": "none"}, {"loss_weighting": "focal"},
-                                 {"cra_scope": "benign"}, {"mask_freeze": "freeze"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"schedule": "interleaved"},
+        {"forget_labels": "none"},
+        {"loss_weighting": "focal"},
+        {"cra_scope": "benign"},
+        {"mask_freeze": "freeze"},
+    ],
+)
 def test_bad_ingredient_values_are_one_line_errors(bad) -> None:
     with pytest.raises(ValueError) as err:
         resolve_config("salun-cra", bad)
-    (name, value), = bad.items()
+    ((name, value),) = bad.items()
     assert "\n" not in str(err.value) and name in str(err.value) and repr(value) in str(err.value)
     for allowed in INGREDIENTS[name]:
         assert allowed in str(err.value)
@@ -113,17 +148,28 @@ def test_mixed_yields_batches_with_forget_and_retain_rows_together(task, name: s
     cfg, phases = _phases(name, task, schedule="mixed")
     assert [p.name for p in phases] == ["mixed"] and phases[0].pass_rows
     rows = phases[0].indices
-    assert torch.equal(torch.sort(rows).values, torch.sort(torch.cat([task.forget, task.retain])).values)
+    assert torch.equal(
+        torch.sort(rows).values, torch.sort(torch.cat([task.forget, task.retain])).values
+    )
     batches: list[torch.Tensor] = []
 
     def spy(logits, labels, generator, rows):
         batches.append(rows.clone())
         return phases[0].loss(logits, labels, generator, rows)
 
-    train(build_model("small-cnn", seed=0), [dataclasses.replace(phases[0], loss=spy)], cfg.train_config(),
-          device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
-    both = [bool(torch.isin(b, task.forget).any() and torch.isin(b, task.retain).any()) for b in batches]
-    assert len(batches) == -(-len(rows) // 32) and all(both)  # every batch mixes forget and retain rows
+    train(
+        build_model("small-cnn", seed=0),
+        [dataclasses.replace(phases[0], loss=spy)],
+        cfg.train_config(),
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    both = [
+        bool(torch.isin(b, task.forget).any() and torch.isin(b, task.retain).any()) for b in batches
+    ]
+    assert len(batches) == -(-len(rows) // 32) and all(
+        both
+    )  # every batch mixes forget and retain rows
     _, seq = _phases(name, task)
     assert [p.name for p in seq] == ["forget", "retain"]
 
@@ -163,8 +209,15 @@ def test_cra_scope_reaches_the_forget_loss(task) -> None:
 def test_mask_freeze_through_salun(task, original, freeze: str) -> None:
     cfg = resolve_config("salun", {**FAST, "mask_freeze": freeze, "weight_decay": 5e-3})
     start = copy.deepcopy(original)
-    mask = saliency_mask(copy.deepcopy(original), task.images, task.labels, task.forget, cfg.mask_ratio,
-                         device=torch.device("cpu"), batch_size=cfg.batch_size)
+    mask = saliency_mask(
+        copy.deepcopy(original),
+        task.images,
+        task.labels,
+        task.forget,
+        cfg.mask_ratio,
+        device=torch.device("cpu"),
+        batch_size=cfg.batch_size,
+    )
     result = unlearn("salun", copy.deepcopy(original), task, device=torch.device("cpu"), config=cfg)
     p0 = dict(start.named_parameters())
     changed = 0
@@ -174,16 +227,25 @@ def test_mask_freeze_through_salun(task, original, freeze: str) -> None:
     if freeze == "restore":
         assert changed == 0  # bit-identical
     else:
-        assert changed > 0.5 * sum(int((~m).sum()) for m in mask.values())  # weight decay moved them
+        assert changed > 0.5 * sum(
+            int((~m).sum()) for m in mask.values()
+        )  # weight decay moved them
 
 
 def test_ingredients_change_the_result(task, original) -> None:
     cpu = torch.device("cpu")
     runs = {}
-    for label, extra in {"paper": {}, "true": {"forget_labels": "true"}, "mixed": {"schedule": "mixed"},
-                         "none": {"loss_weighting": "none"}, "all": {"cra_scope": "all"}}.items():
+    for label, extra in {
+        "paper": {},
+        "true": {"forget_labels": "true"},
+        "mixed": {"schedule": "mixed"},
+        "none": {"loss_weighting": "none"},
+        "all": {"cra_scope": "all"},
+    }.items():
         cfg = resolve_config("salun-cra", {**FAST, **extra})
-        runs[label] = unlearn("salun-cra", copy.deepcopy(original), task, device=cpu, seed=0, config=cfg).model
+        runs[label] = unlearn(
+            "salun-cra", copy.deepcopy(original), task, device=cpu, seed=0, config=cfg
+        ).model
     ref = list(runs["paper"].parameters())
     for label in ("true", "mixed", "none", "all"):
         assert not all(torch.equal(a, b) for a, b in zip(ref, runs[label].parameters())), label
@@ -200,5 +262,10 @@ def test_scenario_unlearn_settings_reach_resolve_config() -> None:
     settings = UnlearnSettings(preset="study-code", mask_freeze="restore", epochs=3)
     cfg = resolve_config("salun", settings)
     assert (cfg.preset, cfg.schedule, cfg.forget_labels, cfg.mask_freeze, cfg.epochs) == (
-        "study-code", "mixed", "true", "restore", 3)
+        "study-code",
+        "mixed",
+        "true",
+        "restore",
+        3,
+    )
     assert resolve_config("salun", UnlearnSettings()) == resolve_config("salun")

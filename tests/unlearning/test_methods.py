@@ -29,8 +29,12 @@ RETRAIN_CFG = TrainConfig(epochs=1, lr=0.05, batch_size=64)
 FAST = {"epochs": 1, "batch_size": 64}
 # Rows each method trains on per epoch: the forget set is never trained on by retrain and FT.
 PHASES = {
-    "retrain": ("retain",), "ft": ("retain",), "ga": ("forget",),
-    "rl": ("forget", "retain"), "salun": ("forget", "retain"), "salun-cra": ("forget", "retain"),
+    "retrain": ("retain",),
+    "ft": ("retain",),
+    "ga": ("forget",),
+    "rl": ("forget", "retain"),
+    "salun": ("forget", "retain"),
+    "salun-cra": ("forget", "retain"),
 }
 
 
@@ -48,9 +52,13 @@ def original(synthetic) -> nn.Module:
     model = build_model("small-cnn", seed=0)
     split = synthetic.train
     rows = torch.arange(len(split.labels))
-    train(model, [Phase("train", split.images, split.labels, rows, WeightedCE(class_weights(split.labels)))],
-          TrainConfig(epochs=1, lr=0.05, batch_size=64), device=torch.device("cpu"),
-          generator=torch.Generator().manual_seed(0))
+    train(
+        model,
+        [Phase("train", split.images, split.labels, rows, WeightedCE(class_weights(split.labels)))],
+        TrainConfig(epochs=1, lr=0.05, batch_size=64),
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
     return model
 
 
@@ -61,9 +69,20 @@ def results(task, original) -> dict:
     out = {}
     for name in SIX:
         model = copy.deepcopy(original)
-        out[name] = (model, unlearn(name, model, task, device=cpu, seed=0, config=resolve_config(name, FAST),
-                                    fresh_model=lambda: build_model("small-cnn", seed=1),
-                                    retrain_config=RETRAIN_CFG, track_rows=True))
+        out[name] = (
+            model,
+            unlearn(
+                name,
+                model,
+                task,
+                device=cpu,
+                seed=0,
+                config=resolve_config(name, FAST),
+                fresh_model=lambda: build_model("small-cnn", seed=1),
+                retrain_config=RETRAIN_CFG,
+                track_rows=True,
+            ),
+        )
     return out
 
 
@@ -77,7 +96,7 @@ def test_the_six_methods_are_registered() -> None:
 
 @pytest.mark.parametrize("name", SIX)
 def test_every_method_runs_and_accounts_for_its_rows(results, task, original, name: str) -> None:
-    passed_in, result = results[name]
+    _passed_in, result = results[name]
     assert result.method == name
     stats = result.stats
     expected_rows = {"forget": task.forget, "retain": task.retain}
@@ -109,11 +128,20 @@ def test_retrain_starts_from_a_fresh_model(results, original) -> None:
 
 
 @pytest.mark.parametrize("name", ["salun", "salun-cra"])
-def test_salient_methods_leave_masked_out_weights_bit_identical(results, task, original, name: str) -> None:
+def test_salient_methods_leave_masked_out_weights_bit_identical(
+    results, task, original, name: str
+) -> None:
     _, result = results[name]
     cfg = result.config
-    reference = saliency_mask(copy.deepcopy(original), task.images, task.labels, task.forget, cfg.mask_ratio,
-                              device=torch.device("cpu"), batch_size=cfg.batch_size)
+    reference = saliency_mask(
+        copy.deepcopy(original),
+        task.images,
+        task.labels,
+        task.forget,
+        cfg.mask_ratio,
+        device=torch.device("cpu"),
+        batch_size=cfg.batch_size,
+    )
     assert result.mask_fraction == pytest.approx(mask_fraction(reference))
     assert result.mask_fraction == pytest.approx(0.5, abs=1e-6)
     start = dict(original.named_parameters())
@@ -144,7 +172,13 @@ def test_retrain_needs_a_fresh_model_and_its_config(task, original, cpu) -> None
     with pytest.raises(ValueError, match="fresh_model"):
         unlearn("retrain", copy.deepcopy(original), task, device=cpu)
     with pytest.raises(ValueError, match="retrain_config"):
-        unlearn("retrain", copy.deepcopy(original), task, device=cpu, fresh_model=lambda: build_model("small-cnn"))
+        unlearn(
+            "retrain",
+            copy.deepcopy(original),
+            task,
+            device=cpu,
+            fresh_model=lambda: build_model("small-cnn"),
+        )
 
 
 @pytest.mark.parametrize("call", [get_method, resolve_config])
@@ -171,10 +205,14 @@ def test_resolve_config_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError) as err:
         resolve_config("salun", {"epoch": 3, "mask_ratio": 0.3})
     assert "'epoch'" in str(err.value)
-    assert "epochs" in str(err.value) and "mask_ratio" in str(err.value)  # the valid keys are listed
+    assert "epochs" in str(err.value) and "mask_ratio" in str(
+        err.value
+    )  # the valid keys are listed
 
 
-@pytest.mark.parametrize("overrides", [{"mask_ratio": 0.0}, {"mask_ratio": 1.5}, {"epochs": 0}, {"lr": -1.0}])
+@pytest.mark.parametrize(
+    "overrides", [{"mask_ratio": 0.0}, {"mask_ratio": 1.5}, {"epochs": 0}, {"lr": -1.0}]
+)
 def test_resolve_config_rejects_bad_values(overrides) -> None:
     with pytest.raises(ValueError):
         resolve_config("salun", overrides)
@@ -182,11 +220,20 @@ def test_resolve_config_rejects_bad_values(overrides) -> None:
 
 def test_salun_defaults_follow_the_method() -> None:
     d = get_method("salun").defaults
-    assert (d.epochs, d.lr, d.momentum, d.weight_decay, d.batch_size, d.mask_ratio) == (10, 0.013, 0.9, 5e-4, 256, 0.5)
+    assert (d.epochs, d.lr, d.momentum, d.weight_decay, d.batch_size, d.mask_ratio) == (
+        10,
+        0.013,
+        0.9,
+        5e-4,
+        256,
+        0.5,
+    )
     assert get_method("salun-cra").defaults == d
     assert get_method("salun").salient and get_method("salun-cra").salient
     assert not any(get_method(n).salient for n in ("retrain", "ft", "ga", "rl"))
-    assert get_method("retrain").from_scratch and not any(get_method(n).from_scratch for n in SIX[1:])
+    assert get_method("retrain").from_scratch and not any(
+        get_method(n).from_scratch for n in SIX[1:]
+    )
 
 
 def test_unlearn_task_rejects_overlap_and_an_empty_forget_set(synthetic) -> None:
@@ -195,7 +242,9 @@ def test_unlearn_task_rejects_overlap_and_an_empty_forget_set(synthetic) -> None
         UnlearnTask(split.images, split.labels, torch.tensor([1, 2, 3]), torch.tensor([3, 4, 5]))
     with pytest.raises(ValueError, match="empty"):
         UnlearnTask(split.images, split.labels, torch.zeros(0, dtype=torch.long), torch.arange(10))
-    UnlearnTask(split.images, split.labels, torch.tensor([1, 2]), torch.tensor([3, 4]))  # disjoint is fine
+    UnlearnTask(
+        split.images, split.labels, torch.tensor([1, 2]), torch.tensor([3, 4])
+    )  # disjoint is fine
 
 
 def test_unlearn_config_rejects_bad_mask_ratio() -> None:

@@ -18,7 +18,9 @@ FORGET = torch.arange(0, 400, 5)  # 80 rows
 def reference_grads(model, split, rows) -> dict[str, torch.Tensor]:
     """|d CE_sum / d w| over the forget rows in one batch, on a copy in eval mode."""
     ref = copy.deepcopy(model).eval()
-    F.cross_entropy(ref(to_float(split.images[rows])), split.labels[rows], reduction="sum").backward()
+    F.cross_entropy(
+        ref(to_float(split.images[rows])), split.labels[rows], reduction="sum"
+    ).backward()
     return {n: p.grad.abs() for n, p in ref.named_parameters()}
 
 
@@ -35,7 +37,9 @@ def model(synthetic):
 @pytest.mark.parametrize("ratio", [0.1, 0.5, 1.0])
 def test_mask_keeps_the_global_top_fraction(model, synthetic, cpu, ratio: float) -> None:
     split = synthetic.train
-    mask = saliency_mask(model, split.images, split.labels, FORGET, ratio, device=cpu, batch_size=512)
+    mask = saliency_mask(
+        model, split.images, split.labels, FORGET, ratio, device=cpu, batch_size=512
+    )
     grads = reference_grads(model, split, FORGET)
     names = [n for n, _ in model.named_parameters()]
     assert list(mask) == names
@@ -87,10 +91,17 @@ def test_mask_leaves_the_model_as_it_was(model, synthetic, cpu) -> None:
 @pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5])
 def test_mask_rejects_bad_ratios(model, synthetic, cpu, ratio: float) -> None:
     with pytest.raises(ValueError, match="ratio"):
-        saliency_mask(model, synthetic.train.images, synthetic.train.labels, FORGET, ratio, device=cpu)
+        saliency_mask(
+            model, synthetic.train.images, synthetic.train.labels, FORGET, ratio, device=cpu
+        )
 
 
 def test_mask_rejects_an_empty_forget_set(model, synthetic, cpu) -> None:
     with pytest.raises(ValueError, match="empty"):
-        saliency_mask(model, synthetic.train.images, synthetic.train.labels, torch.zeros(0, dtype=torch.long),
-                      device=cpu)
+        saliency_mask(
+            model,
+            synthetic.train.images,
+            synthetic.train.labels,
+            torch.zeros(0, dtype=torch.long),
+            device=cpu,
+        )

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.federated.scenario.keypaths import KeyTarget, is_model, join_key_path, render_key_path, unwrap
+from fedunlearn.federated.scenario.keypaths import (
+    KeyTarget,
+    is_model,
+    join_key_path,
+    render_key_path,
+    unwrap,
+)
 
 
 class ScenarioError(FedunlearnError):
@@ -129,8 +135,14 @@ def _base_allowed(base: Any, info: FieldInfo | None) -> str:
 def _value_type(value: Any) -> str:
     if value is None:
         return "null"
-    for t, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-                    (Mapping, "a mapping"), ((list, tuple), "a list")):
+    for t, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (Mapping, "a mapping"),
+        ((list, tuple), "a list"),
+    ):
         if isinstance(value, t):
             return name
     return type(value).__name__
@@ -153,14 +165,18 @@ def format_error(source: str, err: ValidationError, root: type[BaseModel]) -> st
         section = where.section() or where.parent
         key, valid = str(loc[-1]), list(section.model_fields)
         hint = difflib.get_close_matches(key, valid, n=1)
-        return (f"{source}: {render_key_path(loc)}: unknown key {key!r}; allowed keys {_in(where.path)}: "
-                f"{', '.join(valid)}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return (
+            f"{source}: {render_key_path(loc)}: unknown key {key!r}; allowed keys {_in(where.path)}: "
+            f"{', '.join(valid)}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        )
     if kind == "missing":
         where = KeyTarget(loc[:-1], root)
         section = where.section() or where.parent
         required = [k for k, f in section.model_fields.items() if f.is_required()]
-        return (f"{source}: {where.path or '(top level)'}: missing required key {str(loc[-1])!r}; "
-                f"required keys {_in(where.path)}: {', '.join(required)}")
+        return (
+            f"{source}: {where.path or '(top level)'}: missing required key {str(loc[-1])!r}; "
+            f"required keys {_in(where.path)}: {', '.join(required)}"
+        )
     target = KeyTarget(loc, root)
     value = first.get("input")
     allowed = allowed_text(target.annotation, target.info)

@@ -141,8 +141,9 @@ def key_path_problem(key: str, root: type[BaseModel]) -> str | None:
         fields = ann.model_fields
         hint = difflib.get_close_matches(part, list(fields), n=1)
         where = f"section {here}" if target.parts else "the top level"
-        return (f"unknown key {part!r} in {where}; allowed keys there: {', '.join(fields)}"
-                + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return f"unknown key {part!r} in {where}; allowed keys there: {', '.join(fields)}" + (
+            f"; did you mean {hint[0]!r}?" if hint else ""
+        )
     if get_origin(ann) is dict:
         return None  # a free-form mapping: each point's validation checks it
     return f"{here} is a value, not a section or a list"

@@ -69,7 +69,8 @@ def _type_text(ann: Any) -> str:
         text = "integer" if isinstance(get_args(base)[0], int) else "string"
     elif origin is tuple:
         text = "list of " + _type_text(get_args(base)[0]).replace("integer", "integers").replace(
-            "number", "numbers").replace("string", "strings").replace("mapping", "mappings")
+            "number", "numbers"
+        ).replace("string", "strings").replace("mapping", "mappings")
     elif is_model(base) or origin is dict:
         text = "mapping"
     elif origin in (Union, types.UnionType):
@@ -77,7 +78,6 @@ def _type_text(ann: Any) -> str:
     else:
         text = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(base, "any")
     return f"{text} or null" if nullable else text
-
 
 
 def _field_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str, str]]:
@@ -96,8 +96,15 @@ def _field_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str
         else:
             default = "*required*" if info.is_required() else f"`{_yaml_inline(info.default)}`"
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        rows.append((f"`{path}`", str(extra.get("type") or _type_text(info.annotation)), default, allowed_text(info.annotation, info),
-                     info.description or ""))
+        rows.append(
+            (
+                f"`{path}`",
+                str(extra.get("type") or _type_text(info.annotation)),
+                default,
+                allowed_text(info.annotation, info),
+                info.description or "",
+            )
+        )
         if is_model(item):
             nested.append((item, f"{path}[]"))
     for sub, path in nested:
@@ -118,16 +125,33 @@ def reference_markdown() -> str:
     """``configs/README.md``: every key of a scenario with its type, default, allowed values and description."""
     lines = [_REFERENCE_INTRO.rstrip("\n")]
     lines += [f"| `{p.name}` | {_cell(p.description)} |" for p in POLICIES.values()]
-    lines += ["", "## Keys", "",
-              "`deletion.requests[].round` is the key `round` of every entry of the list `deletion.requests`.", ""]
+    lines += [
+        "",
+        "## Keys",
+        "",
+        "`deletion.requests[].round` is the key `round` of every entry of the list `deletion.requests`.",
+        "",
+    ]
     header = ["| key path | type | default | allowed | description |", "|---|---|---|---|---|"]
     top = [r for r in _field_rows(Scenario, "") if "." not in r[0]]
-    lines += ["### top level", "", *header, *(f"| {' | '.join(_cell(c) for c in r)} |" for r in top), ""]
+    lines += [
+        "### top level",
+        "",
+        *header,
+        *(f"| {' | '.join(_cell(c) for c in r)} |" for r in top),
+        "",
+    ]
     for name, info in Scenario.model_fields.items():
         base, _ = unwrap(info.annotation)
         if not is_model(base):
             continue
-        lines += [f"### {name}", "", base.__doc__.strip().splitlines()[0] if base.__doc__ else "", "", *header]
+        lines += [
+            f"### {name}",
+            "",
+            base.__doc__.strip().splitlines()[0] if base.__doc__ else "",
+            "",
+            *header,
+        ]
         lines += [f"| {' | '.join(_cell(c) for c in r)} |" for r in _field_rows(base, name)]
         lines.append("")
     return "\n".join(lines)

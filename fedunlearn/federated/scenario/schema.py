@@ -39,13 +39,23 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 class Scenario(_Model):
     """One federated run: data, hospitals, training, deletions, evaluation, Ray."""
 
-    name: str = Field("scenario", description="run name (prefix of the default run directory)",
-                      json_schema_extra=allowed_extra("letters, digits, '.', '_', '+', '=', '-', starting with a letter or "
-                                                 "digit, at most 100 characters"))
-    seed: int = Field(0, description="seed of everything: data, partition, sampling, forget rows, drawn requests")
+    name: str = Field(
+        "scenario",
+        description="run name (prefix of the default run directory)",
+        json_schema_extra=allowed_extra(
+            "letters, digits, '.', '_', '+', '=', '-', starting with a letter or "
+            "digit, at most 100 characters"
+        ),
+    )
+    seed: int = Field(
+        0, description="seed of everything: data, partition, sampling, forget rows, drawn requests"
+    )
     model: Literal[MODEL_NAMES] = Field("small-cnn", description="network")  # type: ignore[valid-type]
-    device: str = Field("auto", description="torch device of sites and server (auto: CUDA when present)",
-                        json_schema_extra=allowed_extra("auto, cpu, mps, cuda or cuda:N"))
+    device: str = Field(
+        "auto",
+        description="torch device of sites and server (auto: CUDA when present)",
+        json_schema_extra=allowed_extra("auto, cpu, mps, cuda or cuda:N"),
+    )
     data: DataSection = Field(DataSection(), description="which images")
     sites: SitesSection = Field(SitesSection(), description="the hospitals")
     training: TrainingSection = Field(TrainingSection(), description="federated training")
@@ -58,8 +68,12 @@ class Scenario(_Model):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _RUN_NAME.fullmatch(v):
-            raise bad("", v, "a name of letters, digits, '.', '_', '+', '=', '-', starting with a letter or digit, "
-                      "at most 100 characters (it names the run folder)")
+            raise bad(
+                "",
+                v,
+                "a name of letters, digits, '.', '_', '+', '=', '-', starting with a letter or digit, "
+                "at most 100 characters (it names the run folder)",
+            )
         return v
 
     @field_validator("device")
@@ -89,20 +103,34 @@ class Scenario(_Model):
             if sto.start_round > rounds:
                 raise bad("deletion.stochastic.start_round", sto.start_round, round_range)
             if sto.end_round is not None and not sto.start_round <= sto.end_round <= rounds:
-                raise bad("deletion.stochastic.end_round", sto.end_round,
-                          f"a round in [{sto.start_round}, {rounds}] (from start_round to training.rounds) or null")
+                raise bad(
+                    "deletion.stochastic.end_round",
+                    sto.end_round,
+                    f"a round in [{sto.start_round}, {rounds}] (from start_round to training.rounds) or null",
+                )
         if self.deletion.policy != "immediate" and self.deletion.batch_every > rounds:
-            raise bad("deletion.batch_every", self.deletion.batch_every,
-                      f"an integer in [1, {rounds}] (training.rounds is {rounds}; a longer period never acts)")
+            raise bad(
+                "deletion.batch_every",
+                self.deletion.batch_every,
+                f"an integer in [1, {rounds}] (training.rounds is {rounds}; a longer period never acts)",
+            )
         for i, crash in enumerate(self.failures.crashes):
             if crash.site >= n:
                 raise bad(f"failures.crashes[{i}].site", crash.site, site_range)
             if crash.round > rounds:
                 raise bad(f"failures.crashes[{i}].round", crash.round, round_range)
         if self.failures.min_sites > n:
-            raise bad("failures.min_sites", self.failures.min_sites, f"an integer in [1, {n}] (sites.count is {n})")
+            raise bad(
+                "failures.min_sites",
+                self.failures.min_sites,
+                f"an integer in [1, {n}] (sites.count is {n})",
+            )
         if self.training.min_sites > n:
-            raise bad("training.min_sites", self.training.min_sites, f"an integer in [1, {n}] (sites.count is {n})")
+            raise bad(
+                "training.min_sites",
+                self.training.min_sites,
+                f"an integer in [1, {n}] (sites.count is {n})",
+            )
         return self
 
     @property
@@ -136,6 +164,10 @@ def expand_requests(scenario: Scenario) -> tuple[ForgetRequest, ...]:
     d = scenario.deletion
     if d.stochastic is None:
         return tuple(d.requests)
-    drawn = draw_requests(d.stochastic, seed=scenario.seed, rounds=scenario.training.rounds,
-                          n_sites=scenario.sites.count)
+    drawn = draw_requests(
+        d.stochastic,
+        seed=scenario.seed,
+        rounds=scenario.training.rounds,
+        n_sites=scenario.sites.count,
+    )
     return tuple(d.requests) + tuple(ForgetRequest(**r) for r in drawn)

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from fedunlearn.data import DATASET_NAMES, FORGET_MODES, PARTITION_NAMES, SIZES
 from fedunlearn.engine.loop import LR_SCHEDULES as EPOCH_LR_SCHEDULES
@@ -23,14 +30,24 @@ from fedunlearn.federated.schedule import LR_SCHEDULES
 from fedunlearn.federated.strategies import STRATEGY_NAMES
 from fedunlearn.metrics import MIA_VARIANTS
 from fedunlearn.metrics.operating import FIXED_THRESHOLD, OPERATING_POINT_HELP, operating_point_name
-from fedunlearn.unlearning import INGREDIENTS, METHOD_NAMES, PRESET_NAMES, UnlearnConfig, resolve_config
+from fedunlearn.unlearning import (
+    INGREDIENTS,
+    METHOD_NAMES,
+    PRESET_NAMES,
+    UnlearnConfig,
+    resolve_config,
+)
 
 STRATEGIES = STRATEGY_NAMES  # the registries' names (federated.strategies, data.partition)
 PARTITIONS = PARTITION_NAMES
 CRASH_PHASES = ("round", "train", "unlearn", "evaluate")
-CONTROL = "none"  # deletion.method of the counterfactual control arm: requests recorded, nothing erased
+CONTROL = (
+    "none"  # deletion.method of the counterfactual control arm: requests recorded, nothing erased
+)
 DELETION_METHODS: tuple[str, ...] = (*METHOD_NAMES, CONTROL)
-_SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # names a folder: no separator, no '..', <= 100 chars
+_SITE_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+)  # names a folder: no separator, no '..', <= 100 chars
 
 
 class _Model(BaseModel):
@@ -40,54 +57,90 @@ class _Model(BaseModel):
 class SyntheticData(_Model):
     """Sizes of the synthetic dataset (``data.dataset: synthetic``): tests and CPU smoke runs."""
 
-    n_train: int = Field(2000, ge=10, description="images in the training split, shared out among the sites")
-    n_val: int = Field(400, ge=2, description="images in the validation split (the sites' local test shards)")
+    n_train: int = Field(
+        2000, ge=10, description="images in the training split, shared out among the sites"
+    )
+    n_val: int = Field(
+        400, ge=2, description="images in the validation split (the sites' local test shards)"
+    )
     n_test: int = Field(800, ge=2, description="images in the server's test split")
-    prevalence: float = Field(0.2, gt=0, lt=1, description="share of malignant images in every split")
+    prevalence: float = Field(
+        0.2, gt=0, lt=1, description="share of malignant images in every split"
+    )
 
 
 class DataSection(_Model):
     """Which images: a MedMNIST dataset at one resolution, or synthetic images."""
 
     dataset: Literal[DATASET_NAMES] = Field(  # type: ignore[valid-type]
-        "dermamnist", description="dataset; `synthetic` needs no download (for tests and smoke runs)")
+        "dermamnist",
+        description="dataset; `synthetic` needs no download (for tests and smoke runs)",
+    )
     size: Literal[SIZES] = Field(28, description="image side in pixels (MedMNIST+ resolutions)")  # type: ignore[valid-type]
-    root: str | None = Field(None, description="folder of the MedMNIST .npz files (null: $FEDUNLEARN_DATA_ROOT, "
-                             "else ~/.medmnist)")
+    root: str | None = Field(
+        None,
+        description="folder of the MedMNIST .npz files (null: $FEDUNLEARN_DATA_ROOT, "
+        "else ~/.medmnist)",
+    )
     synthetic: SyntheticData = Field(SyntheticData(), description="sizes of the synthetic dataset")
 
 
 class SitesSection(_Model):
     """The hospitals and how the training split is shared among them."""
 
-    count: int = Field(4, ge=1, le=1024, description="number of hospitals (one Flower ClientApp each)")
+    count: int = Field(
+        4, ge=1, le=1024, description="number of hospitals (one Flower ClientApp each)"
+    )
     partition: Literal[PARTITIONS] = Field(  # type: ignore[valid-type]
-        "iid", description="how the training split is shared: iid, Dirichlet label skew (`alpha`), quantity skew "
-        "(`sizes`), or explicit size and malignancy prevalence per site (`sizes`, `prevalence`)")
-    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration of `dirichlet` (smaller: more label skew)")
+        "iid",
+        description="how the training split is shared: iid, Dirichlet label skew (`alpha`), quantity skew "
+        "(`sizes`), or explicit size and malignancy prevalence per site (`sizes`, `prevalence`)",
+    )
+    alpha: float = Field(
+        0.5, gt=0, description="Dirichlet concentration of `dirichlet` (smaller: more label skew)"
+    )
     sizes: tuple[float, ...] | None = Field(
-        None, description="one entry per site: relative weights under `quantity`, fractions of the training split "
-        "(summing to <= 1) under `explicit`", json_schema_extra=allowed_extra("a list of numbers > 0, one per site, or null"))
+        None,
+        description="one entry per site: relative weights under `quantity`, fractions of the training split "
+        "(summing to <= 1) under `explicit`",
+        json_schema_extra=allowed_extra("a list of numbers > 0, one per site, or null"),
+    )
     prevalence: tuple[float, ...] | None = Field(
-        None, description="one entry per site: share of malignant images in the site's shard (`explicit` only)",
-        json_schema_extra=allowed_extra("a list of numbers in [0, 1], one per site, or null"))
+        None,
+        description="one entry per site: share of malignant images in the site's shard (`explicit` only)",
+        json_schema_extra=allowed_extra("a list of numbers in [0, 1], one per site, or null"),
+    )
     names: tuple[str, ...] | None = Field(
-        None, description="one entry per site: names used in tables and site folders (null: site-0, site-1, ...)",
-        json_schema_extra=allowed_extra("a list of distinct names of letters, digits, '.', '_', '-', one per site, or null"))
+        None,
+        description="one entry per site: names used in tables and site folders (null: site-0, site-1, ...)",
+        json_schema_extra=allowed_extra(
+            "a list of distinct names of letters, digits, '.', '_', '-', one per site, or null"
+        ),
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> SitesSection:
         for key in ("sizes", "prevalence", "names"):
             value = getattr(self, key)
             if value is not None and len(value) != self.count:
-                raise bad(key, list(value), f"a list of {self.count} entries, one per site (sites.count is {self.count})")
+                raise bad(
+                    key,
+                    list(value),
+                    f"a list of {self.count} entries, one per site (sites.count is {self.count})",
+                )
         for key in ("sizes", "prevalence"):
             if self.partition == "explicit" and getattr(self, key) is None:
-                raise BadValue(key, "missing required key; sites.partition 'explicit' needs sites.sizes and "
-                               "sites.prevalence, one entry per site")
+                raise BadValue(
+                    key,
+                    "missing required key; sites.partition 'explicit' needs sites.sizes and "
+                    "sites.prevalence, one entry per site",
+                )
         if self.partition == "quantity" and self.sizes is None:
-            raise BadValue("sizes", "missing required key; sites.partition 'quantity' needs sites.sizes, "
-                           "one relative weight per site")
+            raise BadValue(
+                "sizes",
+                "missing required key; sites.partition 'quantity' needs sites.sizes, "
+                "one relative weight per site",
+            )
         for i, p in enumerate(self.prevalence or ()):
             if not 0 <= p <= 1:
                 raise bad(f"prevalence[{i}]", p, "a number in [0, 1]")
@@ -95,12 +148,20 @@ class SitesSection(_Model):
             if not s > 0:
                 raise bad(f"sizes[{i}]", s, "a number > 0")
         if self.partition == "explicit" and self.sizes is not None and sum(self.sizes) > 1 + 1e-9:
-            raise bad("sizes", list(self.sizes), f"fractions of the training split summing to <= 1 under 'explicit' "
-                      f"(these sum to {sum(self.sizes):g})")
+            raise bad(
+                "sizes",
+                list(self.sizes),
+                f"fractions of the training split summing to <= 1 under 'explicit' "
+                f"(these sum to {sum(self.sizes):g})",
+            )
         for i, name in enumerate(self.names or ()):
             if not _SITE_NAME.fullmatch(name):
-                raise bad(f"names[{i}]", name, "a name of letters, digits, '.', '_', '-', starting with a letter or "
-                          "digit, at most 100 characters (it names a folder)")
+                raise bad(
+                    f"names[{i}]",
+                    name,
+                    "a name of letters, digits, '.', '_', '-', starting with a letter or "
+                    "digit, at most 100 characters (it names a folder)",
+                )
         if self.names is not None and len(set(self.names)) != len(self.names):
             raise bad("names", list(self.names), "distinct names, one per site")
         return self
@@ -115,26 +176,43 @@ class TrainingSection(_Model):
     rounds: int = Field(10, ge=1, le=10_000, description="federated rounds")
     strategy: Literal[STRATEGIES] = Field("fedavg", description="Flower server strategy")  # type: ignore[valid-type]
     proximal_mu: float = Field(0.01, ge=0, description="FedProx proximal term (`fedprox` only)")
-    server_lr: float = Field(0.01, gt=0, description="server learning rate eta (`fedadam`, `fedyogi` only)")
+    server_lr: float = Field(
+        0.01, gt=0, description="server learning rate eta (`fedadam`, `fedyogi` only)"
+    )
     local_epochs: int = Field(1, ge=1, description="local epochs per round at each site")
-    lr: float = Field(0.05, gt=0, description="local SGD learning rate (the peak rate under a schedule)")
+    lr: float = Field(
+        0.05, gt=0, description="local SGD learning rate (the peak rate under a schedule)"
+    )
     lr_schedule: Literal[LR_SCHEDULES] = Field(  # type: ignore[valid-type]
-        "constant", description="round-level learning-rate schedule: `constant`, `cosine` (annealed towards "
+        "constant",
+        description="round-level learning-rate schedule: `constant`, `cosine` (annealed towards "
         "`lr * lr_min_factor` over the rounds) or `step` (times `step_gamma` every `step_every` rounds), "
-        "after a linear warm-up of `warmup_rounds` rounds")
-    warmup_rounds: int = Field(0, ge=0, description="rounds of linear warm-up before `cosine` or `step` "
-                               "(lr * r / (warmup_rounds + 1) in round r)")
-    lr_min_factor: float = Field(0.0, ge=0, le=1,
-                                 description="`cosine`: the floor the rate anneals towards, as a share of `lr`")
+        "after a linear warm-up of `warmup_rounds` rounds",
+    )
+    warmup_rounds: int = Field(
+        0,
+        ge=0,
+        description="rounds of linear warm-up before `cosine` or `step` "
+        "(lr * r / (warmup_rounds + 1) in round r)",
+    )
+    lr_min_factor: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="`cosine`: the floor the rate anneals towards, as a share of `lr`",
+    )
     step_every: int = Field(1, ge=1, description="`step`: rounds between two decays")
     step_gamma: float = Field(0.5, gt=0, le=1, description="`step`: factor of each decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="local SGD momentum")
     weight_decay: float = Field(5e-4, ge=0, description="local SGD weight decay")
     batch_size: int = Field(64, ge=1, description="local mini-batch size")
     augment: bool = Field(True, description="random flips and crops during local training")
-    fraction_train: float = Field(1.0, gt=0, le=1, description="share of the sites sampled to train each round "
-                                  "(seeded draw)")
-    min_sites: int = Field(1, ge=1, description="at least this many sites train each round (<= sites.count)")
+    fraction_train: float = Field(
+        1.0, gt=0, le=1, description="share of the sites sampled to train each round (seeded draw)"
+    )
+    min_sites: int = Field(
+        1, ge=1, description="at least this many sites train each round (<= sites.count)"
+    )
 
     def train_config(self, lr: float | None = None, prox_mu: float = 0.0) -> TrainConfig:
         """The engine settings of one site's local training: ``local_epochs`` at rate ``lr`` (None: the peak ``lr``).
@@ -142,9 +220,16 @@ class TrainingSection(_Model):
         The round-level schedule is the caller's (:func:`fedunlearn.federated.schedule.round_lr`); within a
         round the rate is constant.
         """
-        return TrainConfig(epochs=self.local_epochs, lr=self.lr if lr is None else lr, momentum=self.momentum,
-                           weight_decay=self.weight_decay, batch_size=self.batch_size, augment=self.augment,
-                           lr_schedule="constant", prox_mu=prox_mu)
+        return TrainConfig(
+            epochs=self.local_epochs,
+            lr=self.lr if lr is None else lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            augment=self.augment,
+            lr_schedule="constant",
+            prox_mu=prox_mu,
+        )
 
 
 class ForgetRequest(_Model):
@@ -152,11 +237,19 @@ class ForgetRequest(_Model):
 
     round: int = Field(ge=1, description="round in which the request arrives (<= training.rounds)")
     site: int = Field(ge=0, description="index of the requesting site (0 .. sites.count - 1)")
-    fraction: float = Field(gt=0, le=1, description="share of the site's current training pool to forget "
-                            "(1.0: the whole hospital leaves)")
+    fraction: float = Field(
+        gt=0,
+        le=1,
+        description="share of the site's current training pool to forget "
+        "(1.0: the whole hospital leaves)",
+    )
     mode: Literal[FORGET_MODES] = Field(  # type: ignore[valid-type]
-        "random", description="which rows: uniformly at random, class-balanced, malignant only or benign only")
-    seed: int = Field(0, description="seed of the row selection (mixed with the scenario seed and the site)")
+        "random",
+        description="which rows: uniformly at random, class-balanced, malignant only or benign only",
+    )
+    seed: int = Field(
+        0, description="seed of the row selection (mixed with the scenario seed and the site)"
+    )
 
 
 class FractionRange(_Model):
@@ -173,22 +266,41 @@ class FractionRange(_Model):
 
 
 class StochasticRequests(_Model):
-    """Requests as a seeded random process: each listed site, each round of the window, files one with probability ``rate``."""
+    """Requests as a seeded random process.
 
-    rate: float = Field(ge=0, le=1, description="probability that a site files a request in a round "
-                        "(independently per site and round)")
+    Each listed site, each round of the window, files one with probability ``rate``.
+    """
+
+    rate: float = Field(
+        ge=0,
+        le=1,
+        description="probability that a site files a request in a round "
+        "(independently per site and round)",
+    )
     fraction: FractionRange = Field(
         description="forget fraction of each drawn request: a fixed number, or {min, max} drawn uniformly",
-        json_schema_extra=allowed_extra("a number in (0, 1], or a mapping {min, max} with 0 < min <= max <= 1",
-                                   "number or mapping"))
-    mode: Literal[FORGET_MODES] = Field("random", description="which rows each drawn request forgets")  # type: ignore[valid-type]
+        json_schema_extra=allowed_extra(
+            "a number in (0, 1], or a mapping {min, max} with 0 < min <= max <= 1",
+            "number or mapping",
+        ),
+    )
+    mode: Literal[FORGET_MODES] = Field(
+        "random", description="which rows each drawn request forgets"
+    )  # type: ignore[valid-type]
     start_round: int = Field(1, ge=1, description="first round in which requests may arrive")
-    end_round: int | None = Field(None, ge=1, description="last round in which requests may arrive "
-                                  "(null: training.rounds)")
-    sites: tuple[int, ...] | None = Field(None, description="site indices that may file requests (null: every site)",
-                                          json_schema_extra=allowed_extra("a list of distinct site indices, or null"))
-    seed: int = Field(0, description="mixed with the top-level seed: another value draws other requests over the "
-                      "same data and partition")
+    end_round: int | None = Field(
+        None, ge=1, description="last round in which requests may arrive (null: training.rounds)"
+    )
+    sites: tuple[int, ...] | None = Field(
+        None,
+        description="site indices that may file requests (null: every site)",
+        json_schema_extra=allowed_extra("a list of distinct site indices, or null"),
+    )
+    seed: int = Field(
+        0,
+        description="mixed with the top-level seed: another value draws other requests over the "
+        "same data and partition",
+    )
 
     @field_validator("fraction", mode="before")
     @classmethod
@@ -211,25 +323,42 @@ class UnlearnSettings(_Model):
     weight_decay: float | None = Field(None, ge=0, description="SGD weight decay")
     batch_size: int | None = Field(None, ge=1, description="mini-batch size")
     augment: bool | None = Field(None, description="random flips and crops")
-    lr_schedule: Literal[EPOCH_LR_SCHEDULES] | None = Field(None, description="learning-rate schedule")  # type: ignore[valid-type]
-    mask_ratio: float | None = Field(None, gt=0, le=1, description="share of weights SalUn's saliency mask keeps "
-                                     "(`salun`, `salun-cra`)")
+    lr_schedule: Literal[EPOCH_LR_SCHEDULES] | None = Field(
+        None, description="learning-rate schedule"
+    )  # type: ignore[valid-type]
+    mask_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="share of weights SalUn's saliency mask keeps (`salun`, `salun-cra`)",
+    )
     amp: bool | None = Field(None, description="bf16 autocast on CUDA")
     preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
-        None, description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
-        "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)")
+        None,
+        description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
+        "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)",
+    )
     schedule: Literal[INGREDIENTS["schedule"]] | None = Field(  # type: ignore[valid-type]
-        None, description="`sequential`: each epoch a forget pass then a retain pass; `mixed`: one shuffled pass over "
-        "both (`rl`, `salun`, `salun-cra`)")
+        None,
+        description="`sequential`: each epoch a forget pass then a retain pass; `mixed`: one shuffled pass over "
+        "both (`rl`, `salun`, `salun-cra`)",
+    )
     forget_labels: Literal[INGREDIENTS["forget_labels"]] | None = Field(  # type: ignore[valid-type]
-        None, description="labels of the forget rows under cross-entropy: drawn at random, or their true labels")
+        None,
+        description="labels of the forget rows under cross-entropy: drawn at random, or their true labels",
+    )
     loss_weighting: Literal[INGREDIENTS["loss_weighting"]] | None = Field(  # type: ignore[valid-type]
-        None, description="class-balanced cross-entropy (counted on the retain set) or plain cross-entropy")
+        None,
+        description="class-balanced cross-entropy (counted on the retain set) or plain cross-entropy",
+    )
     cra_scope: Literal[INGREDIENTS["cra_scope"]] | None = Field(  # type: ignore[valid-type]
-        None, description="forget rows that get SalUn-CRA's entropy term (`salun-cra`)")
+        None, description="forget rows that get SalUn-CRA's entropy term (`salun-cra`)"
+    )
     mask_freeze: Literal[INGREDIENTS["mask_freeze"]] | None = Field(  # type: ignore[valid-type]
-        None, description="masked-out weights put back after every step, or only their gradients masked "
-        "(`salun`, `salun-cra`)")
+        None,
+        description="masked-out weights put back after every step, or only their gradients masked "
+        "(`salun`, `salun-cra`)",
+    )
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler: Any) -> dict[str, Any]:
@@ -255,24 +384,39 @@ class DeletionSection(_Model):
     """Deletion requests, how a site unlearns them, and the policy that decides when."""
 
     method: Literal[DELETION_METHODS] = Field(  # type: ignore[valid-type]
-        "salun-cra", description="unlearning method of each site; `retrain` is Federated Retrain, the gold standard "
+        "salun-cra",
+        description="unlearning method of each site; `retrain` is Federated Retrain, the gold standard "
         "(every forget set removed from round 1; `policy` is then ignored); `none` is the counterfactual control "
         "arm: the requests are recorded and their forget sets tracked, but nothing is withdrawn or unlearned, so "
-        "the run equals every method's run with the same seed up to the first request round")
+        "the run equals every method's run with the same seed up to the first request round",
+    )
     integration: Literal["adopt", "aggregate"] = Field(
-        "adopt", description="`adopt`: the unlearned model becomes the global model (only the unlearning sites work "
-        "that round); `aggregate`: it is averaged with the other sites' updates")
+        "adopt",
+        description="`adopt`: the unlearned model becomes the global model (only the unlearning sites work "
+        "that round); `aggregate`: it is averaged with the other sites' updates",
+    )
     policy: Literal[POLICY_NAMES] = Field(  # type: ignore[valid-type]
-        "immediate", description="when accepted requests are honoured: `immediate` (unlearned in their round), "
+        "immediate",
+        description="when accepted requests are honoured: `immediate` (unlearned in their round), "
         "`batched` (withdrawn at once, unlearned together every `batch_every` rounds), `retrain` (withdrawn at once; "
-        "every `batch_every` rounds with new requests the global model is reset and training restarts)")
-    batch_every: int = Field(1, ge=1, description="period in rounds of `batched` and `retrain` (acts in rounds "
-                             "k, 2k, ...; ignored by `immediate`)")
-    unlearn: UnlearnSettings = Field(UnlearnSettings(), description="overrides of the method's hyperparameters")
-    requests: tuple[ForgetRequest, ...] = Field((), description="explicit requests; their ids are their positions, "
-                                                "0, 1, ...")
+        "every `batch_every` rounds with new requests the global model is reset and training restarts)",
+    )
+    batch_every: int = Field(
+        1,
+        ge=1,
+        description="period in rounds of `batched` and `retrain` (acts in rounds "
+        "k, 2k, ...; ignored by `immediate`)",
+    )
+    unlearn: UnlearnSettings = Field(
+        UnlearnSettings(), description="overrides of the method's hyperparameters"
+    )
+    requests: tuple[ForgetRequest, ...] = Field(
+        (), description="explicit requests; their ids are their positions, 0, 1, ..."
+    )
     stochastic: StochasticRequests | None = Field(
-        None, description="requests drawn by a seeded random process, appended after the explicit ones (null: none)")
+        None,
+        description="requests drawn by a seeded random process, appended after the explicit ones (null: none)",
+    )
 
     @model_validator(mode="after")
     def _unlearn_fits_method(self) -> DeletionSection:
@@ -281,7 +425,11 @@ class DeletionSection(_Model):
         try:
             self.unlearn.unlearn_config(self.method)
         except (TypeError, ValueError) as err:
-            raise bad("unlearn", self.unlearn.model_dump(), f"settings accepted by method {self.method} ({err})") from None
+            raise bad(
+                "unlearn",
+                self.unlearn.model_dump(),
+                f"settings accepted by method {self.method} ({err})",
+            ) from None
         return self
 
 
@@ -289,9 +437,15 @@ class EvaluationSection(_Model):
     """Clinical costs and the membership-inference attack used to score every round."""
 
     c_fp: float = Field(1.0, ge=0, description="Global Risk II cost of a false positive")
-    c_fn: float = Field(20.0, ge=0, description="Global Risk II cost of a false negative (a missed cancer)")
-    mia: Literal[MIA_VARIANTS] = Field("confidence", description="feature of the SVC membership-inference attack")  # type: ignore[valid-type]
-    server_val: bool = Field(True, description="the server also evaluates on the whole validation split")
+    c_fn: float = Field(
+        20.0, ge=0, description="Global Risk II cost of a false negative (a missed cancer)"
+    )
+    mia: Literal[MIA_VARIANTS] = Field(
+        "confidence", description="feature of the SVC membership-inference attack"
+    )  # type: ignore[valid-type]
+    server_val: bool = Field(
+        True, description="the server also evaluates on the whole validation split"
+    )
     operating_points: tuple[float | str, ...] = Field(
         (0.5, "sens@0.95", "cost-optimal"),
         description="decision thresholds at which the server's test metrics are recorded every round: `0.5` is the "
@@ -299,7 +453,10 @@ class EvaluationSection(_Model):
         "never on the test split (phase `test@<point>`, with the threshold used as metric `threshold`): a fixed "
         "threshold, `sens@T` (the highest threshold with validation sensitivity >= T) or `cost-optimal` (minimal "
         "Global Risk II on validation with `c_fp`, `c_fn`)",
-        json_schema_extra=allowed_extra("a list of: " + OPERATING_POINT_HELP, "list of numbers or strings"))
+        json_schema_extra=allowed_extra(
+            "a list of: " + OPERATING_POINT_HELP, "list of numbers or strings"
+        ),
+    )
 
     @field_validator("operating_points")
     @classmethod
@@ -318,20 +475,30 @@ class EvaluationSection(_Model):
 
     @model_validator(mode="after")
     def _val_for_points(self) -> EvaluationSection:
-        if not self.server_val and any(operating_point_name(p) != "0.5" for p in self.operating_points):
-            raise bad("server_val", False, "true while operating_points other than 0.5 are chosen on the "
-                      "validation split (or set evaluation.operating_points: [0.5])")
+        if not self.server_val and any(
+            operating_point_name(p) != "0.5" for p in self.operating_points
+        ):
+            raise bad(
+                "server_val",
+                False,
+                "true while operating_points other than 0.5 are chosen on the "
+                "validation split (or set evaluation.operating_points: [0.5])",
+            )
         return self
 
 
 class RaySection(_Model):
     """Ray resources of Flower's simulation engine."""
 
-    address: str | None = Field(None, description="address of a running Ray cluster (null: start a local one)")
+    address: str | None = Field(
+        None, description="address of a running Ray cluster (null: start a local one)"
+    )
     num_cpus_per_client: float = Field(1.0, gt=0, description="CPUs reserved for each hospital")
     num_gpus_per_client: float | Literal["auto"] = Field(
-        "auto", description="GPU share of each hospital (auto: 1 / min(sites, 4) where CUDA is present, else 0)",
-        json_schema_extra=allowed_extra("auto or a number in [0, 1]"))
+        "auto",
+        description="GPU share of each hospital (auto: 1 / min(sites, 4) where CUDA is present, else 0)",
+        json_schema_extra=allowed_extra("auto or a number in [0, 1]"),
+    )
 
     @field_validator("num_gpus_per_client")
     @classmethod
@@ -347,16 +514,29 @@ class SiteCrash(_Model):
     site: int = Field(ge=0, description="index of the failing site (0 .. sites.count - 1)")
     round: int = Field(ge=1, description="round of the failure (<= training.rounds)")
     phase: Literal[CRASH_PHASES] = Field(  # type: ignore[valid-type]
-        "round", description="which message fails: `round` (all of the site's messages that round), `train`, "
+        "round",
+        description="which message fails: `round` (all of the site's messages that round), `train`, "
         "`unlearn` (the unlearning pass, after the rows are withdrawn: the request stays pending and is retried) "
-        "or `evaluate`")
+        "or `evaluate`",
+    )
 
 
 class FailuresSection(_Model):
     """Simulated site failures, for tests and what-if studies; every draw is seeded."""
 
-    dropout: float = Field(0.0, ge=0, lt=1, description="probability that a site fails all its messages of a round "
-                           "(drawn per round and site from the seed)")
-    crashes: tuple[SiteCrash, ...] = Field((), description="scheduled failures of given sites in given rounds")
-    min_sites: int = Field(1, ge=1, description="the run stops, resumable, when fewer sites than this answer a "
-                           "round's evaluation (<= sites.count)")
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="probability that a site fails all its messages of a round "
+        "(drawn per round and site from the seed)",
+    )
+    crashes: tuple[SiteCrash, ...] = Field(
+        (), description="scheduled failures of given sites in given rounds"
+    )
+    min_sites: int = Field(
+        1,
+        ge=1,
+        description="the run stops, resumable, when fewer sites than this answer a "
+        "round's evaluation (<= sites.count)",
+    )
