@@ -29,13 +29,14 @@ from fedunlearn.federated.checkpoint import (
 )
 from fedunlearn.federated.grid import WatchedGrid
 from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
+from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.protocol import CONFIG, SETUP, SITE_RECORD, SetupQuery, SetupReply
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.rundir import check_resumable, mark_complete, mark_stopped, start_run_dir
 from fedunlearn.federated.scenario import Scenario, load_scenario
 from fedunlearn.federated.site import scenario_dataset
-from fedunlearn.federated.strategy import FederationPlan, FederationStopped, make_strategy
+from fedunlearn.federated.strategy import FederationStopped, make_strategy
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.io import now_iso
 from fedunlearn.metrics import RiskCosts

@@ -27,8 +27,9 @@ from fedunlearn.federated.checkpoint import (
     strategy_state,
 )
 from fedunlearn.federated.ledger import ServerLedger
+from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.recorder import COLUMNS, RunRecorder
-from fedunlearn.federated.strategy import FederationPlan, make_strategy
+from fedunlearn.federated.strategy import make_strategy
 from tests.federated.conftest import small_scenario
 
 NODES = {0: 100, 1: 101, 2: 102}

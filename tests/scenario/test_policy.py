@@ -14,10 +14,11 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedunlearn.federated.ledger import ServerLedger
+from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.policy import POLICY_NAMES, fresh_global_arrays, get_policy, policy_cost
 from fedunlearn.federated.recorder import RunRecorder
 from fedunlearn.federated.scenario import ForgetRequest, expand_requests, scenario_from_mapping
-from fedunlearn.federated.strategy import FederationPlan, make_strategy
+from fedunlearn.federated.strategy import make_strategy
 from tests.federated.conftest import small_scenario
 
 STREAM = {"rate": 0.3, "fraction": {"min": 0.05, "max": 0.2}, "start_round": 2}

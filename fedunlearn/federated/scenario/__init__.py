@@ -9,10 +9,11 @@ validation.
 
 The package, by job:
 
-- :mod:`~fedunlearn.federated.scenario.sections` and
+- :mod:`~fedunlearn.federated.scenario.sections`,
+  :mod:`~fedunlearn.federated.scenario.deletion` and
   :mod:`~fedunlearn.federated.scenario.schema`: the pydantic models (the
-  sections, then :class:`Scenario` with its cross-section checks and its
-  effective request list);
+  sections, the deletion section, then :class:`Scenario` with its
+  cross-section checks and its effective request list);
 - :mod:`~fedunlearn.federated.scenario.errors`: the one-line error messages;
 - :mod:`~fedunlearn.federated.scenario.keypaths`: the key-path parser and
   schema walker shared by ``--set`` and ``fedunlearn sweep --grid``;
@@ -26,6 +27,15 @@ The package, by job:
 
 from __future__ import annotations
 
+from fedunlearn.federated.scenario.deletion import (
+    CONTROL,
+    DELETION_METHODS,
+    DeletionSection,
+    ForgetRequest,
+    FractionRange,
+    StochasticRequests,
+    UnlearnSettings,
+)
 from fedunlearn.federated.scenario.errors import BadValue, ScenarioError, bad, show
 from fedunlearn.federated.scenario.keypaths import key_path_problem, parse_key_path, render_key_path
 from fedunlearn.federated.scenario.loading import (
@@ -38,24 +48,17 @@ from fedunlearn.federated.scenario.loading import (
 from fedunlearn.federated.scenario.reference import reference_markdown
 from fedunlearn.federated.scenario.schema import Scenario, expand_requests
 from fedunlearn.federated.scenario.sections import (
-    CONTROL,
     CRASH_PHASES,
-    DELETION_METHODS,
     PARTITIONS,
     STRATEGIES,
     DataSection,
-    DeletionSection,
     EvaluationSection,
     FailuresSection,
-    ForgetRequest,
-    FractionRange,
     RaySection,
     SiteCrash,
     SitesSection,
-    StochasticRequests,
     SyntheticData,
     TrainingSection,
-    UnlearnSettings,
 )
 
 __all__ = [

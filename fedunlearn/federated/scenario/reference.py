@@ -15,10 +15,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from fedunlearn.federated.policy import POLICIES
+from fedunlearn.federated.scenario.deletion import UnlearnSettings
 from fedunlearn.federated.scenario.errors import allowed_text, show
 from fedunlearn.federated.scenario.keypaths import is_model, unwrap
 from fedunlearn.federated.scenario.schema import Scenario
-from fedunlearn.federated.scenario.sections import UnlearnSettings
 
 _REFERENCE_INTRO = """\
 # Scenario reference

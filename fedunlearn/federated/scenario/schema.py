@@ -17,14 +17,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from fedunlearn.federated.policy import draw_requests
+from fedunlearn.federated.scenario.deletion import CONTROL, DeletionSection, ForgetRequest
 from fedunlearn.federated.scenario.errors import allowed_extra, bad
 from fedunlearn.federated.scenario.sections import (
-    CONTROL,
     DataSection,
-    DeletionSection,
     EvaluationSection,
     FailuresSection,
-    ForgetRequest,
     RaySection,
     SitesSection,
     TrainingSection,
