@@ -51,13 +51,18 @@ def split_metrics(preds: Predictions, costs: RiskCosts) -> dict[str, float]:
 
 
 def unlearning_report(
-    preds: Mapping[str, Predictions], costs: RiskCosts, mia_variant: str = "confidence"
+    preds: Mapping[str, Predictions],
+    costs: RiskCosts,
+    mia_variant: str = "confidence",
+    *,
+    mia_seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Metrics per split for an unlearned model evaluated on ``test``, ``forget`` and ``retain``.
 
     Each split gets its clinical metrics; the unlearning scores go to the split
     they describe (UBAC/UA and MIA efficacy to ``forget``, RBAC/RA to ``retain``,
-    TBAC/TA to ``test``).
+    TBAC/TA to ``test``). ``mia_seed`` seeds the attack's draw of members and
+    non-members (:func:`~fedunlearn.metrics.mia.mia_efficacy`).
     """
     out = {name: split_metrics(p, costs) for name, p in preds.items()}
     scores = unlearning_metrics(
@@ -68,7 +73,7 @@ def unlearning_report(
     out["test"].update(tbac=scores["tbac"], ta=scores["ta"])
     r, t, f = preds["retain"], preds["test"], preds["forget"]
     out["forget"]["mia_efficacy"] = mia_efficacy(
-        r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant
+        r.probs, r.labels, t.probs, t.labels, f.probs, f.labels, variant=mia_variant, seed=mia_seed
     )
     return out
 

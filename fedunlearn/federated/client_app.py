@@ -54,6 +54,7 @@ from fedunlearn.federated.protocol import (
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
 from fedunlearn.models import build_model
+from fedunlearn.seeding import stream_seed
 
 app = ClientApp()
 
@@ -99,7 +100,9 @@ class _Site:
 
     def fresh_model(self) -> torch.nn.Module:
         return prepare_model(
-            build_model(self.scenario.model, seed=S.mix_seed(self.scenario.seed, self.site, 13)),
+            build_model(
+                self.scenario.model, seed=stream_seed(self.scenario.seed, "fresh-model", self.site)
+            ),
             self.device,
         )
 

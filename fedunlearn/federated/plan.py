@@ -12,12 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.policy import PolicySpec, get_policy
 from fedunlearn.federated.scenario import Scenario
-from fedunlearn.federated.site import mix_seed
+from fedunlearn.seeding import numpy_rng
 
 
 @dataclass
@@ -59,7 +57,7 @@ class FederationPlan:
         """Sites training this round: a seeded draw, independent of random node ids."""
         t, n = self.scenario.training, self.scenario.sites.count
         k = min(n, max(int(n * t.fraction_train), t.min_sites))
-        rng = np.random.default_rng(mix_seed(self.scenario.seed, server_round, 17))
+        rng = numpy_rng(self.scenario.seed, "client-sampling", server_round)
         return sorted(int(s) for s in rng.choice(n, size=k, replace=False))
 
     def accept(self, server_round: int) -> None:

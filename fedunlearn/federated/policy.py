@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import torch
 from flwr.app import ArrayRecord
@@ -33,14 +32,10 @@ from fedunlearn.engine.device import prepare_model
 from fedunlearn.federated.transport import to_arrays
 from fedunlearn.models import build_model
 from fedunlearn.registry import Registry
+from fedunlearn.seeding import numpy_rng, stream_seed
 
 if TYPE_CHECKING:  # annotations only: the scenario package imports this module for the policy names
     from fedunlearn.federated.scenario import Scenario, StochasticRequests
-
-_STREAM_REQUESTS = (
-    29  # salts: separate random streams from the ones site.py derives from the same seed
-)
-_STREAM_RESET = 31
 
 
 @dataclass(frozen=True)
@@ -114,10 +109,6 @@ def get_policy(name: str) -> PolicySpec:
     return POLICY_REGISTRY.get(name)
 
 
-def _rng(*parts: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(p) % (2**32) for p in parts]))
-
-
 def draw_requests(
     process: StochasticRequests, *, seed: int, rounds: int, n_sites: int
 ) -> list[dict[str, Any]]:
@@ -141,7 +132,7 @@ def draw_requests(
     out: list[dict[str, Any]] = []
     for server_round in range(process.start_round, end + 1):
         for site in sorted(sites):
-            rng = _rng(seed, process.seed, server_round, site, _STREAM_REQUESTS)
+            rng = numpy_rng(seed, "requests", process.seed, server_round, site)
             accept, u, forget_seed = rng.random(), rng.random(), int(rng.integers(2**31 - 1))
             if accept < process.rate:
                 fraction = min(hi, max(lo, round(lo + (hi - lo) * u, 4)))
@@ -159,11 +150,7 @@ def draw_requests(
 
 def reset_seed(scenario: Scenario, server_round: int) -> int:
     """Seed of the fresh global model of a ``retrain`` reset in ``server_round``."""
-    return int(
-        np.random.SeedSequence(
-            [scenario.seed % (2**32), server_round, _STREAM_RESET]
-        ).generate_state(1)[0]
-    )
+    return stream_seed(scenario.seed, "reset-model", server_round)
 
 
 def fresh_global_arrays(scenario: Scenario, server_round: int) -> ArrayRecord:

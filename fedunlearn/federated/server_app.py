@@ -43,6 +43,7 @@ from fedunlearn.metrics import RiskCosts
 from fedunlearn.metrics.operating import operating_point_name
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
+from fedunlearn.seeding import stream_seed
 
 NODE_WAIT_S = 300.0
 
@@ -269,7 +270,10 @@ def run_federation(
         initial_arrays = checkpoint.arrays
     else:
         initial_arrays = to_arrays(
-            prepare_model(build_model(scenario.model, seed=scenario.seed), torch.device("cpu"))
+            prepare_model(
+                build_model(scenario.model, seed=stream_seed(scenario.seed, "model-init")),
+                torch.device("cpu"),
+            )
         )
     progress(
         f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "

@@ -13,7 +13,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +31,7 @@ from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, unlearnin
 from fedunlearn.federated.scenario import ForgetRequest, Scenario
 from fedunlearn.federated.schedule import round_lr
 from fedunlearn.metrics import Confusion, RiskCosts
+from fedunlearn.seeding import numpy_rng, stream_seed, torch_generator
 from fedunlearn.unlearning import UnlearnResult, UnlearnTask, unlearn
 
 
@@ -87,16 +87,6 @@ def _partition_params(scenario: Scenario) -> dict:
     return {}
 
 
-def mix_seed(*parts: int) -> int:
-    """A process-independent seed from integers (Python's ``hash`` of strings is salted per process)."""
-    return int(
-        np.random.SeedSequence([int(p) % (2**32) for p in parts]).generate_state(
-            1, dtype=np.uint64
-        )[0]
-        >> 1
-    )
-
-
 _SHARDS: dict[str, tuple[SiteShards, ...]] = {}
 
 
@@ -111,18 +101,23 @@ def _compute_shards(scenario: Scenario) -> tuple[SiteShards, ...]:
     data = scenario_dataset(scenario, quiet=True)
     s = scenario.sites
     train_parts = partition(
-        data.train.labels, s.count, s.partition, seed=scenario.seed, **_partition_params(scenario)
+        data.train.labels,
+        s.count,
+        s.partition,
+        seed=stream_seed(scenario.seed, "partition-train"),
+        **_partition_params(scenario),
     )
     val = data.split("val")
+    test_seed = stream_seed(scenario.seed, "partition-test")
     if s.partition == "iid":
-        test_parts = partition(val.labels, s.count, "iid", seed=scenario.seed + 1)
+        test_parts = partition(val.labels, s.count, "iid", seed=test_seed)
     else:
         # Mirror each site's population: same share of the split, same prevalence.
         n = len(data.train)
         sizes = [len(p) / n for p in train_parts]
         prev = [float(data.train.labels[p].float().mean()) if len(p) else 0.0 for p in train_parts]
         test_parts = partition(
-            val.labels, s.count, "explicit", seed=scenario.seed + 1, sizes=sizes, prevalence=prev
+            val.labels, s.count, "explicit", seed=test_seed, sizes=sizes, prevalence=prev
         )
     return tuple(
         SiteShards(k, s.site_name(k), train_parts[k], test_parts[k]) for k in range(s.count)
@@ -135,7 +130,7 @@ def site_shards(scenario: Scenario, site: int) -> SiteShards:
 
 
 def forget_seed(scenario: Scenario, site: int, request: ForgetRequest) -> int:
-    return mix_seed(scenario.seed, site, request.seed, 11)
+    return stream_seed(scenario.seed, "forget", site, request.seed)
 
 
 def select_request_rows(
@@ -171,10 +166,9 @@ def local_train_config(
     )
 
 
-def round_generator(
-    scenario: Scenario, site: int, server_round: int, salt: int = 0
-) -> torch.Generator:
-    return torch.Generator().manual_seed(mix_seed(scenario.seed, site, server_round, salt))
+def round_generator(scenario: Scenario, site: int, server_round: int) -> torch.Generator:
+    """The batch order and augmentation of ``site``'s local training in ``server_round``."""
+    return torch_generator(scenario.seed, "local-train", site, server_round)
 
 
 def local_train(
@@ -226,7 +220,7 @@ def local_unlearn(
         model,
         task,
         device=device,
-        seed=mix_seed(scenario.seed, site, server_round, 7),
+        seed=stream_seed(scenario.seed, "unlearn", site, server_round),
         config=scenario.deletion.unlearn.unlearn_config(method),
         fresh_model=fresh_model,
         retrain_config=local_train_config(scenario),
@@ -271,7 +265,12 @@ def forget_reports(
     out = {}
     for key, rows in forgets.items():
         split = {"forget": preds[f"forget-{key}"], "retain": preds["retain"], "test": preds["test"]}
-        f = unlearning_report(split, RiskCosts(e.c_fp, e.c_fn), e.mia)["forget"]
+        f = unlearning_report(
+            split,
+            RiskCosts(e.c_fp, e.c_fn),
+            e.mia,
+            mia_seed=stream_seed(scenario.seed, "mia", site),
+        )["forget"]
         counts = confusion_of(
             preds[f"forget-{key}"]
         )  # so that forget metrics can be pooled over sites by counts
@@ -344,9 +343,6 @@ def pool_after(scenario: Scenario, site: int, forgotten: Sequence[torch.Tensor])
     return pool
 
 
-_STREAM_DROPOUT = 41  # salt: the dropout draw's own random stream
-
-
 class SimulatedSiteFailure(RuntimeError):
     """A failure the scenario's ``failures`` section asked for (the site raises instead of answering)."""
 
@@ -362,9 +358,7 @@ def scheduled_failure(scenario: Scenario, site: int, server_round: int, phase: s
         if crash.site == site and crash.round == server_round and crash.phase in ("round", phase):
             return f"scheduled crash of {name} in round {server_round} ({phase})"
     if f.dropout > 0:
-        draw = np.random.default_rng(
-            mix_seed(scenario.seed, server_round, site, _STREAM_DROPOUT)
-        ).random()
+        draw = numpy_rng(scenario.seed, "dropout", server_round, site).random()
         if draw < f.dropout:
             return f"{name} dropped out of round {server_round} (failures.dropout = {f.dropout:g})"
     return None

@@ -129,11 +129,14 @@ def mia_efficacy(
     forget_probs: ArrayLike,
     forget_labels: ArrayLike,
     variant: str = "confidence",
+    seed: int | np.random.Generator = 0,
 ) -> float:
     """MIA efficacy: percentage of forget samples an SVC attack judges non-members.
 
-    With ``n = min(|retain|, |test|)``, the first ``n`` retain rows are members
-    (label 1) and the first ``n`` test rows non-members (label 0); an
+    With ``n = min(|retain|, |test|)``, ``n`` retain rows drawn at random are
+    members (label 1) and ``n`` test rows drawn at random non-members (label 0);
+    the draw is seeded (``seed``) and keeps file order, so a set of exactly ``n``
+    rows is used whole. An
     ``SVC(C=3, gamma="auto", kernel="rbf")`` fitted on their :func:`mia_features`
     predicts the forget rows, and the efficacy is 100 times the share predicted 0.
 
@@ -145,6 +148,9 @@ def mia_efficacy(
         True classes.
     variant : str
         One of :data:`MIA_VARIANTS`.
+    seed : int or numpy.random.Generator
+        Seeds the draw of the ``n`` members and non-members (a run passes its
+        ``mia`` stream, :mod:`fedunlearn.seeding`).
 
     Returns
     -------
@@ -162,7 +168,10 @@ def mia_efficacy(
     n = min(retain.shape[0], test.shape[0])
     if forget.shape[0] == 0 or n == 0:
         return math.nan
-    x = np.concatenate([retain[:n], test[:n]])
+    rng = np.random.default_rng(seed)
+    members = np.sort(rng.choice(retain.shape[0], size=n, replace=False))
+    non_members = np.sort(rng.choice(test.shape[0], size=n, replace=False))
+    x = np.concatenate([retain[members], test[non_members]])
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     clf = SVC(C=3, gamma="auto", kernel="rbf")
     clf.fit(x, y)

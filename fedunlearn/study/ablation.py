@@ -41,6 +41,7 @@ from fedunlearn.io import (
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
+from fedunlearn.seeding import stream_seed
 from fedunlearn.study.centralized import _train_original
 from fedunlearn.study.effects import write_outputs
 from fedunlearn.study.plan import Entry, plan_entries, unit_slug, work_order
@@ -110,7 +111,7 @@ class AblationConfig:
 
 def _fresh_model(model: str, seed: int, device: torch.device) -> torch.nn.Module:
     """The Retrain baseline's fresh network: its own init stream, apart from the original's."""
-    return prepare_model(build_model(model, seed=seed + 10_000), device)
+    return prepare_model(build_model(model, seed=stream_seed(seed, "retrain-init")), device)
 
 
 def _check_same(out: Path, cfg: AblationConfig, md5: str | None) -> None:
@@ -165,7 +166,9 @@ class _Originals:
                 atomic_write_bytes(path, buf.getvalue())
                 self._mem[seed] = (state, stats.seconds)
         state, seconds = self._mem[seed]
-        model = prepare_model(build_model(self.cfg.model, seed=seed), self.device)
+        model = prepare_model(
+            build_model(self.cfg.model, seed=stream_seed(seed, "model-init")), self.device
+        )
         model.load_state_dict(state)
         return model, seconds
 
@@ -185,7 +188,9 @@ class _Originals:
 
 def _forget_retain(data: BinaryDataset, cfg: AblationConfig, ratio: float, seed: int):
     labels = data.train.labels
-    forget = select_forget(labels, ForgetSpec(ratio, cfg.forget_mode, seed=seed))
+    forget = select_forget(
+        labels, ForgetSpec(ratio, cfg.forget_mode, seed=stream_seed(seed, "forget"))
+    )
     keep = torch.ones(len(labels), dtype=torch.bool)
     keep[forget] = False
     return forget, torch.nonzero(keep).flatten()
@@ -245,7 +250,10 @@ def run_ablation(
         slug_o = unit_slug(ratio, seed, "original[fixed]")
         if not (units / f"{slug_o}.csv").is_file():
             report = unlearning_report(
-                predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant
+                predict_sets(original, sets, device=device),
+                cfg.costs,
+                cfg.mia_variant,
+                mia_seed=stream_seed(seed, "mia"),
             )
             _save(
                 units / f"{slug_o}.csv",
@@ -267,14 +275,17 @@ def run_ablation(
             copy.deepcopy(original),
             UnlearnTask(split.images, split.labels, forget, retain),
             device=device,
-            seed=seed,
+            seed=stream_seed(seed, "unlearn"),
             config=resolve_config(entry.method, overrides),
             fresh_model=partial(_fresh_model, cfg.model, seed, device),
             retrain_config=cfg.train,
             after_phase=tracer.record if tracer is not None else None,
         )
         report = unlearning_report(
-            predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant
+            predict_sets(result.model, sets, device=device),
+            cfg.costs,
+            cfg.mia_variant,
+            mia_seed=stream_seed(seed, "mia"),
         )
         if tracer is not None:
             atomic_write_csv(

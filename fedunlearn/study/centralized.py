@@ -33,6 +33,7 @@ from fedunlearn.io import (
 from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
+from fedunlearn.seeding import stream_seed, torch_generator
 from fedunlearn.study.summary import summary_markdown
 from fedunlearn.unlearning import METHOD_NAMES, UnlearnTask, get_method, resolve_config, unlearn
 
@@ -66,7 +67,7 @@ class StudyConfig:
 
 def _train_original(data: BinaryDataset, cfg: StudyConfig, seed: int, device: torch.device):
     train_split = data.train
-    model = prepare_model(build_model(cfg.model, seed=seed), device)
+    model = prepare_model(build_model(cfg.model, seed=stream_seed(seed, "model-init")), device)
     all_rows = torch.arange(len(train_split))
     phases = [
         Phase(
@@ -91,7 +92,7 @@ def _train_original(data: BinaryDataset, cfg: StudyConfig, seed: int, device: to
         phases,
         cfg.train,
         device=device,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch_generator(seed, "original-train"),
         select=select,
     )
     return model, stats
@@ -122,7 +123,8 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
     rows: list[dict] = []
     for seed in cfg.seeds:
         forget = select_forget(
-            train_split.labels, ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=seed)
+            train_split.labels,
+            ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=stream_seed(seed, "forget")),
         )
         keep = torch.ones(len(train_split), dtype=torch.bool)
         keep[forget] = False
@@ -138,7 +140,10 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
         )
         original, stats = _train_original(data, cfg, seed, device)
         report = unlearning_report(
-            predict_sets(original, sets, device=device), cfg.costs, cfg.mia_variant
+            predict_sets(original, sets, device=device),
+            cfg.costs,
+            cfg.mia_variant,
+            mia_seed=stream_seed(seed, "mia"),
         )
         rows += _rows(seed, "original", report, stats.seconds)
         progress(
@@ -152,15 +157,18 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
                 copy.deepcopy(original),
                 task,
                 device=device,
-                seed=seed,
+                seed=stream_seed(seed, "unlearn"),
                 config=resolve_config(method, cfg.unlearn_overrides.get(method)),
                 fresh_model=lambda seed=seed: prepare_model(
-                    build_model(cfg.model, seed=seed + 10_000), device
+                    build_model(cfg.model, seed=stream_seed(seed, "retrain-init")), device
                 ),
                 retrain_config=cfg.train,
             )
             report = unlearning_report(
-                predict_sets(result.model, sets, device=device), cfg.costs, cfg.mia_variant
+                predict_sets(result.model, sets, device=device),
+                cfg.costs,
+                cfg.mia_variant,
+                mia_seed=stream_seed(seed, "mia"),
             )
             rows += _rows(seed, method, report, result.seconds)
             progress(

@@ -115,11 +115,15 @@ def test_efficacy_low_when_forget_looks_like_retain(sets: dict) -> None:
 
 
 @pytest.mark.parametrize("variant", MIA_VARIANTS)
-def test_efficacy_equals_direct_svc(sets: dict, variant: str) -> None:
+@pytest.mark.parametrize("seed", [0, 7])
+def test_efficacy_equals_direct_svc(sets: dict, variant: str, seed: int) -> None:
     rng = np.random.default_rng(1)
     forget = _binary_probs(rng, 120, 0.6, 1.0)
     (rp, rl), (tp, tl) = sets["retain"], sets["test"]
     n = min(len(rl), len(tl))
+    draw = np.random.default_rng(seed)  # the documented draw: n members, then n non-members
+    members = np.sort(draw.choice(len(rl), size=n, replace=False))
+    non_members = np.sort(draw.choice(len(tl), size=n, replace=False))
     feats = {
         "confidence": lambda p, y: p[np.arange(len(y)), y],
         "entropy": lambda p, y: -(p * np.log(p)).sum(1),
@@ -128,27 +132,36 @@ def test_efficacy_equals_direct_svc(sets: dict, variant: str) -> None:
         ),
         "correctness": lambda p, y: (p.argmax(1) == y).astype(float),
     }[variant]
-    x = np.r_[feats(rp[:n], rl[:n]), feats(tp[:n], tl[:n])].reshape(-1, 1)
+    x = np.r_[feats(rp[members], rl[members]), feats(tp[non_members], tl[non_members])]
     y = np.r_[np.ones(n), np.zeros(n)]
-    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x.reshape(-1, 1), y)
     expected = 100.0 * np.mean(clf.predict(feats(*forget).reshape(-1, 1)) == 0)
-    got = mia_efficacy(rp, rl, tp, tl, *forget, variant=variant)
+    got = mia_efficacy(rp, rl, tp, tl, *forget, variant=variant, seed=seed)
     assert got == pytest.approx(expected, abs=1e-12)
 
 
-def test_efficacy_uses_only_first_n_rows(sets: dict) -> None:
+def test_efficacy_draws_members_at_random_not_in_file_order(sets: dict) -> None:
+    (tp, tl), forget = sets["test"], sets["forget_like_test"]
+    n = len(tl)
+    # The retain file starts with n rows that look like non-members, then 2000 confident
+    # ones. Taking the first n rows, the attack cannot tell members from non-members; a
+    # random draw of n takes mostly confident rows and calls the unsure forget set unseen.
+    odd_p, odd_l = _binary_probs(np.random.default_rng(5), n, 0.5, 0.8)
+    many_p, many_l = _binary_probs(np.random.default_rng(6), 2000, 0.97, 1.0)
+    retain_p, retain_l = np.r_[odd_p, many_p], np.r_[odd_l, many_l]
+    first_n_only = mia_efficacy(odd_p, odd_l, tp, tl, *forget)
+    drawn = [mia_efficacy(retain_p, retain_l, tp, tl, *forget, seed=s) for s in (0, 1)]
+    assert min(drawn) > 90.0 and min(drawn) > first_n_only + 20.0
+    # Seeded: the same seed draws the same rows.
+    assert mia_efficacy(retain_p, retain_l, tp, tl, *forget, seed=1) == drawn[1]
+
+
+def test_efficacy_uses_a_set_of_exactly_n_rows_whole(sets: dict) -> None:
     (rp, rl), (tp, tl), forget = sets["retain"], sets["test"], sets["forget_like_test"]
     n = len(tl)
-    baseline = mia_efficacy(rp, rl, tp, tl, *forget)
-    # Many retain rows past n that look like non-members: ignored, so nothing changes
-    # (were they used, members would outnumber non-members where the forget set lies).
-    extra_p, extra_l = _binary_probs(np.random.default_rng(5), 500, 0.5, 0.8)
-    spoiled_p, spoiled_l = np.r_[rp[:n], extra_p], np.r_[rl[:n], extra_l]
-    assert mia_efficacy(spoiled_p, spoiled_l, tp, tl, *forget) == baseline
-    # Used the other way round (test longer than retain), extra test rows are ignored too.
-    longer_test = np.r_[tp[:150], rp[:150]]
-    longer_labels = np.r_[tl[:150], rl[:150]]
-    assert mia_efficacy(rp[:150], rl[:150], longer_test, longer_labels, *forget) > 95.0
+    # Whatever the seed, n of n rows is the whole set in file order.
+    values = {mia_efficacy(rp[:n], rl[:n], tp, tl, *forget, seed=s) for s in range(4)}
+    assert len(values) == 1
 
 
 def test_efficacy_nan_for_empty_sets(sets: dict) -> None:
