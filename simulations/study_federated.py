@@ -45,6 +45,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=REPO / "simulations/results/quickstart/report.md",
         help="the report (.md: PNGs beside it; .html: one file)",
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key of every run, e.g. --set training.rounds=6 (repeatable)",
+    )
     return p.parse_args(argv)
 
 
@@ -52,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per Ray worker on a small machine
     seeds = [int(s) for s in args.seeds.split(",")]
-    data = [f"data.root={Path(args.data_root).resolve()}"]
+    overrides = [*args.overrides, f"data.root={Path(args.data_root).resolve()}"]
 
     # 1. The control arm alone, seed by seed: how much do the risk curves move with nothing erased?
-    print_table(stability(SCENARIO, seeds, args.out, data), last=3)
+    print_table(stability(SCENARIO, seeds, args.out, overrides), last=3)
 
     # 2. The erasing methods; the sweep adds Federated Retrain and reuses the control runs of step 1.
     grid = ["deletion.method=salun-cra,rl", f"seed={args.seeds}"]
-    outcome = fu.sweep(SCENARIO, grid, args.out, overrides=data)
+    outcome = fu.sweep(SCENARIO, grid, args.out, overrides=overrides)
     if outcome.failed:
         raise fu.FedunlearnError(
             f"{len(outcome.failed)} run(s) failed: {'; '.join(outcome.failed)}; "

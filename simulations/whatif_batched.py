@@ -43,14 +43,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="immediate,batched",
         help="comma-separated deletion policies (default immediate,batched; also: retrain)",
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key of every run, e.g. --set training.rounds=6 (repeatable)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     grid = [f"deletion.policy={args.policies}", f"seed={args.seeds}"]
-    data = [f"data.root={Path(args.data_root).resolve()}"]
-    outcome = fu.sweep(SCENARIO, grid, args.out, overrides=data)
+    overrides = [*args.overrides, f"data.root={Path(args.data_root).resolve()}"]
+    outcome = fu.sweep(SCENARIO, grid, args.out, overrides=overrides)
     if outcome.failed:
         raise fu.FedunlearnError(
             f"{len(outcome.failed)} run(s) failed: {'; '.join(outcome.failed)}; "
