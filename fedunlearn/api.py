@@ -14,6 +14,12 @@ Examples
 >>> outcome = fu.sweep("configs/quickstart.yaml", ["deletion.method=salun-cra,rl", "seed=0,1,2,3,4"], "sweeps/qs",
 ...                    overrides=["data.root=/tmp/derma"])
 >>> fu.report(["sweeps/qs"], "qs.html")
+>>> table = fu.centralized(fu.StudyConfig(forget_ratio=0.5, data_root="/tmp/derma"), "runs/single-site")
+
+The settings of the single-site study and its ablation (``fu.StudyConfig``,
+``fu.AblationConfig``, ``fu.TrainConfig``, ``fu.SyntheticSpec``) are exported
+too, loaded on first use; every user-facing error is a ``fu.FedunlearnError``
+whose message is one line naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedunlearn.errors import FedunlearnError
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from fedunlearn.federated.scenario import Scenario
-    from fedunlearn.study import StudyConfig
+    from fedunlearn.study import AblationConfig, StudyConfig
     from fedunlearn.sweeps import SweepOutcome
 
 
@@ -138,4 +146,67 @@ def centralized(config: StudyConfig, out: str | Path, *, quiet: bool = True) -> 
     return run_study(config, Path(out), Progress(quiet=quiet))
 
 
-__all__ = ["RunResult", "centralized", "load_scenario", "report", "run", "sweep"]
+def ablation(
+    config: AblationConfig, out: str | Path, *, quiet: bool = True, report_only: bool = False
+) -> pd.DataFrame:
+    """The ingredient ablation of the single-site study (resumable); its paired-effect table.
+
+    ``out`` receives ``ablation.csv``, ``methods.csv``, ``ablation.md``,
+    ``ablation.png`` and one file per finished unit; rerunning the same call
+    resumes. With ``report_only`` nothing runs: the tables are rewritten from
+    the units already finished.
+    """
+    from fedunlearn.progress import Progress
+    from fedunlearn.study import run_ablation
+
+    return run_ablation(config, Path(out), Progress(quiet=quiet), report_only=report_only)
+
+
+def ablation_plan(config: AblationConfig) -> list[tuple[float, int, str]]:
+    """The units ``ablation(config, ...)`` runs, as ``(forget ratio, seed, unit)`` in work order.
+
+    Nothing is read or run: a script can size the work (e.g. estimate its wall
+    time) before starting it. The original model of each seed is trained once
+    on top of these units.
+    """
+    from fedunlearn.study.plan import plan_entries, work_order
+
+    return work_order(plan_entries(config.methods, config.presets), config.ratios, config.seeds)
+
+
+def __getattr__(name: str) -> Any:
+    """The settings classes, imported on first use so that ``import fedunlearn`` stays cheap."""
+    if name == "StudyConfig":
+        from fedunlearn.study import StudyConfig
+
+        return StudyConfig
+    if name == "AblationConfig":
+        from fedunlearn.study import AblationConfig
+
+        return AblationConfig
+    if name == "TrainConfig":
+        from fedunlearn.engine import TrainConfig
+
+        return TrainConfig
+    if name == "SyntheticSpec":
+        from fedunlearn.data import SyntheticSpec
+
+        return SyntheticSpec
+    raise AttributeError(f"module 'fedunlearn' has no attribute {name!r}")
+
+
+#: Names loaded on first use by :func:`__getattr__`.
+LAZY = ("AblationConfig", "StudyConfig", "SyntheticSpec", "TrainConfig")
+
+__all__ = [
+    "FedunlearnError",
+    "RunResult",
+    "ablation",
+    "ablation_plan",
+    "centralized",
+    "load_scenario",
+    "report",
+    "run",
+    "sweep",
+    *LAZY,
+]

@@ -1,7 +1,7 @@
 """Round-to-round stability of a scenario without erasure, over seeds.
 
 Runs the scenario's counterfactual control arm (``deletion.method=none``: no
-erasure) for each seed as a ``fedunlearn sweep`` (so the runs are the control
+erasure) for each seed as a sweep (``fu.sweep``, so the runs are the control
 arm of a later sweep into the same folder, and rerunning resumes), then
 prints, per seed, the standard deviation of the global test Risk II (and FNR,
 BAC, AUC) over the last ``--last`` rounds, and their mean and maximum over
@@ -16,11 +16,13 @@ Writes ``OUT/stability.csv`` (one row per seed).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+
+import fedunlearn as fu
 
 
 def last_rounds_spread(run_dir: Path, last: int) -> dict[str, float]:
@@ -42,6 +44,56 @@ def last_rounds_spread(run_dir: Path, last: int) -> dict[str, float]:
     return out
 
 
+def stability(
+    scenario: str | Path,
+    seeds: Sequence[int],
+    out: Path,
+    overrides: Sequence[str] = (),
+    last: int = 3,
+    quiet: bool = False,
+) -> pd.DataFrame:
+    """Run (or resume) the control arm of every seed into the sweep folder ``out``; one row per seed.
+
+    Also writes the table to ``out/stability.csv``.
+    """
+    grid = ["deletion.method=none", "seed=" + ",".join(map(str, seeds))]
+    outcome = fu.sweep(scenario, grid, out, overrides=overrides, retrain=False, quiet=quiet)
+    if outcome.failed:
+        raise fu.FedunlearnError(
+            f"{len(outcome.failed)} control run(s) failed: {'; '.join(outcome.failed)}; "
+            f"logs in {Path(out) / 'logs'}; rerun to retry only those"
+        )
+    rows = [
+        {
+            "seed": s,
+            **last_rounds_spread(Path(out) / "runs" / f"deletion.method=none,seed={s}", last),
+        }
+        for s in seeds
+    ]
+    table = pd.DataFrame(rows)
+    table.to_csv(Path(out) / "stability.csv", index=False)
+    return table
+
+
+def print_table(table: pd.DataFrame, last: int) -> None:
+    """The per-seed spreads and final values, then their mean and maximum over seeds."""
+    col = f"risk_2_std_last{last}"
+    shown = [
+        "seed",
+        col,
+        "risk_2_final",
+        f"fnr_std_last{last}",
+        "fnr_final",
+        "auc_final",
+        f"costopt_risk_2_std_last{last}",
+    ]
+    print(table[shown].round(4).to_string(index=False))
+    print(
+        f"global test Risk II (threshold 0.5), std over the last {last} rounds: mean {table[col].mean():.4f}, "
+        f"max {table[col].max():.4f} over {len(table)} seeds"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario")
@@ -53,52 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--last", type=int, default=3, help="rounds at the end whose spread is measured")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    cmd = [
-        sys.executable,
-        "-m",
-        "fedunlearn",
-        "sweep",
-        args.scenario,
-        "--out",
-        str(args.out),
-        "--no-retrain",
-        "--grid",
-        "deletion.method=none",
-        "--grid",
-        "seed=" + ",".join(map(str, args.seeds)),
-    ]
-    cmd += [a for o in args.overrides for a in ("--set", o)]
-    cmd += ["--data-root", args.data_root] if args.data_root else []
-    subprocess.run(cmd, check=True)
-    rows = [
-        {
-            "seed": s,
-            **last_rounds_spread(args.out / "runs" / f"deletion.method=none,seed={s}", args.last),
-        }
-        for s in args.seeds
-    ]
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out / "stability.csv", index=False)
-    col = f"risk_2_std_last{args.last}"
-    print(
-        table[
-            [
-                "seed",
-                col,
-                "risk_2_final",
-                f"fnr_std_last{args.last}",
-                "fnr_final",
-                "auc_final",
-                f"costopt_risk_2_std_last{args.last}",
-            ]
-        ]
-        .round(4)
-        .to_string(index=False)
-    )
-    print(
-        f"global test Risk II (threshold 0.5), std over the last {args.last} rounds: mean {table[col].mean():.4f}, "
-        f"max {table[col].max():.4f} over {len(table)} seeds"
-    )
+    overrides = args.overrides + ([f"data.root={args.data_root}"] if args.data_root else [])
+    try:
+        table = stability(args.scenario, args.seeds, args.out, overrides, args.last)
+    except fu.FedunlearnError as exc:
+        print(f"stability.py: {exc}", file=sys.stderr)
+        return 2
+    print_table(table, args.last)
     return 0
 
 

@@ -284,6 +284,29 @@ def _missing_message(spec: DatasetSpec, size: int, path: Path, root: Path) -> st
     )
 
 
+def _provenance_notes(
+    spec: DatasetSpec,
+    splits: dict[str, ImageSplit | None],
+    missing: list[str],
+    md5: str,
+    official_md5: str,
+    filename: str,
+) -> list[str]:
+    """What sets the file apart from the official one: its MD5, absent splits, unofficial split sizes."""
+    notes: list[str] = []
+    if md5 != official_md5:
+        notes.append(
+            f"md5 {md5} differs from the official {official_md5}: not the official {filename}"
+        )
+    if missing:
+        notes.append(f"no {' or '.join(missing)} split in the file")
+    for split_name, split in splits.items():
+        expected = spec.n_samples.get(split_name)
+        if split is not None and expected is not None and len(split) != expected:
+            notes.append(f"{split_name} has {len(split)} images, the official file {expected}")
+    return notes
+
+
 def load_dataset(
     name: str,
     size: int = 28,
@@ -348,17 +371,7 @@ def load_dataset(
             _SPLIT_CACHE[cache_key] = cached
     splits, missing = cached
     official = md5 == official_md5
-    notes: list[str] = []
-    if not official:
-        notes.append(
-            f"md5 {md5} differs from the official {official_md5}: not the official {filename}"
-        )
-    if missing:
-        notes.append(f"no {' or '.join(missing)} split in the file")
-    for split_name, split in splits.items():
-        expected = spec.n_samples.get(split_name)
-        if split is not None and expected is not None and len(split) != expected:
-            notes.append(f"{split_name} has {len(split)} images, the official file {expected}")
+    notes = _provenance_notes(spec, splits, missing, md5, official_md5, filename)
     if not official:
         warnings.warn(
             UnofficialDataWarning(

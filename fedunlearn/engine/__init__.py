@@ -1,4 +1,10 @@
-"""The one training engine: a single loop that every method and every site shares."""
+"""The one training engine: a single loop that every method and every site shares.
+
+Owns the loop over phases (rows + loss) with its optimiser, schedule and SalUn
+gradient mask (``loop.py``), tensor batching and augmentation (``batches.py``),
+the losses (``losses.py``), prediction (``predict.py``) and the choice of
+device and mixed precision (``device.py``).
+"""
 
 from fedunlearn.engine.batches import augment_batch, iterate_batches, to_float
 from fedunlearn.engine.device import resolve_device

@@ -131,6 +131,46 @@ def _proximal(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> torch.
     return 0.5 * mu * sum((p - a).pow(2).sum() for p, a in zip(model.parameters(), anchor))
 
 
+def _optimiser(
+    model: nn.Module, phases: Sequence[Phase], cfg: TrainConfig
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LRScheduler | None]:
+    """SGD with ``cfg``'s settings, and the per-step cosine schedule over all epochs when asked for."""
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    steps_per_epoch = sum(math.ceil(len(p.indices) / cfg.batch_size) for p in phases)
+    sched = None
+    if cfg.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    return opt, sched
+
+
+def _step(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    mask: GradientMask | None,
+) -> None:
+    """One optimiser step on ``loss``: gradients masked before the step, masked-out weights restored after."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if mask is not None:
+        mask.mask_gradients()
+    opt.step()
+    if mask is not None:
+        mask.restore(opt)
+    if sched is not None:
+        sched.step()
+
+
+def _unique_rows(seen: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each phase's distinct trained rows, from the batches' row indices."""
+    return {
+        k: torch.unique(torch.cat(v)) if v else torch.zeros(0, dtype=torch.long)
+        for k, v in seen.items()
+    }
+
+
 def train(
     model: nn.Module,
     phases: Sequence[Phase],
@@ -171,13 +211,7 @@ def train(
     total = sum(len(p.indices) for p in phases)
     if total == 0:
         return stats
-    opt = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    steps_per_epoch = sum(math.ceil(len(p.indices) / cfg.batch_size) for p in phases)
-    sched = None
-    if cfg.lr_schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    opt, sched = _optimiser(model, phases, cfg)
     anchor = [p.detach().clone() for p in model.parameters()] if cfg.prox_mu > 0 else None
     best_state: dict[str, torch.Tensor] | None = None
     seen: dict[str, list[torch.Tensor]] = {p.name: [] for p in phases}
@@ -206,15 +240,7 @@ def train(
                 )
                 if anchor is not None:
                     loss = loss + _proximal(model, anchor, cfg.prox_mu)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if mask is not None:
-                    mask.mask_gradients()
-                opt.step()
-                if mask is not None:
-                    mask.restore(opt)
-                if sched is not None:
-                    sched.step()
+                _step(loss, opt, sched, mask)
                 running += loss.detach().float() * len(idx)
                 count += len(idx)
                 if track_rows:
@@ -232,9 +258,6 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     if track_rows:
-        stats.trained_rows = {
-            k: torch.unique(torch.cat(v)) if v else torch.zeros(0, dtype=torch.long)
-            for k, v in seen.items()
-        }
+        stats.trained_rows = _unique_rows(seen)
     stats.seconds = time.perf_counter() - start
     return stats

@@ -1,4 +1,10 @@
-"""Clinical, unlearning and membership-inference metrics (METHOD.md section 5)."""
+"""Clinical, unlearning and membership-inference metrics (METHOD.md section 5).
+
+Pure functions of labels and scores: confusion counts, clinical metrics and
+Global Risk I/II (``clinical.py``), UBAC/RBAC/TBAC (``unlearning.py``), MIA
+efficacy (``mia.py``) and the operating points chosen on validation
+(``operating.py``).
+"""
 
 from fedunlearn.metrics.clinical import (
     CLINICAL_METRICS,

@@ -133,14 +133,8 @@ def _effects(paired: pd.DataFrame, context: Sequence[str]) -> str:
     return "Against the control arm at the final round: " + "; ".join(parts) + "."
 
 
-def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
-    """Title, meta line and sections of the report on ``runs``."""
-    long, keys = long_table(runs)
-    context = keys[1:]
-    paired = paired_summary(
-        run_figures(long, context, {str(r.path): r.first_request_round for r in runs}), context
-    )
-    differences = {m: paired_rounds(long, context, m) for m, _, _ in F.ROUND_METRICS}
+def _method_tables(long: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The final-metrics table (Markdown cells, one row per variant) and the aggregate it is made from."""
     per_run, agg = summarize(long, keys, "method")
     variant_of = long.groupby("run", sort=False)["variant"].first()
     per_run.insert(1, "variant", per_run["run"].map(variant_of))
@@ -152,13 +146,13 @@ def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
             for _, row in agg.iterrows()
         ],
     )
-    variants = list(agg["variant"])
     table = summary_markdown(per_run, agg, keys).drop(columns=keys)
-    table.insert(0, "variant", variants)
-    rounds = deletion_rounds(long, runs)
-    names = sorted({str(r.scenario.get("name", "?")) for r in runs})
-    last = sorted({int(x) for x in long["round"]})[-1]
-    prov, prov_note = provenance(runs)
+    table.insert(0, "variant", list(agg["variant"]))
+    return table, agg
+
+
+def _cost_text(runs: Sequence[RunData]) -> str:
+    """The misclassification costs of Risk II the runs use, e.g. ``C_FP = 1, C_FN = 20``."""
     costs = sorted(
         {
             (
@@ -168,76 +162,84 @@ def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
             for r in runs
         }
     )
-    cost_text = "; ".join(f"C_FP = {fp:g}, C_FN = {fn:g}" for fp, fn in costs)
-    sections = [
-        Section(
-            "final",
-            "Final metrics per method",
-            (
-                f"Final round {last}. Global test Risk II ({cost_text}), FNR and BAC of the final global "
-                "model; UBAC and MIA efficacy of the deleting sites' forget sets (MIA: nearest to Retrain is best, not "
-                "lowest); mean ± std over seeds. seconds / images: all site training and unlearning; erasure: the "
-                "unlearning passes (for Retrain, the whole retraining). Δ = method minus Federated Retrain.",
-                table,
-                _at_a_glance(agg),
-                Figure(
-                    "bars",
-                    F.bars_figure(agg),
-                    "Final metrics per method (error bars: std over seeds; Retrain hatched)",
-                ),
-            ),
-        ),
-        Section(
-            "paired",
-            "Paired effects: against the control arm and Retrain",
-            (
-                "Each method minus the control arm (deletion.method none: requests recorded, nothing erased) and minus "
-                "Federated Retrain, paired by seed and every other key: mean over seeds with its 95 % percentile "
-                "bootstrap interval; a verdict names a rise or a fall only when the interval excludes 0. "
-                "final: each run's last round; erasure: the first global evaluation at or after the first "
-                "deletion request. UBAC and MIA of the forget sets pooled over sites and requests.",
-                _effects(paired, context),
-                paired_markdown(paired, context),
-            ),
-        ),
-        Section(
-            "rounds",
-            "Risk over rounds",
-            (
-                Figure(
-                    "rounds",
-                    F.rounds_figure(long, variants, rounds, differences),
-                    "Top: global test Risk II and FNR per round (band: ± std over seeds). Bottom: method minus control "
-                    "arm with the same seed, per round (band: 95 % bootstrap interval over seeds). Dashed: deletion "
-                    "rounds (unlearning passes)",
-                ),
-            ),
-        ),
+    return "; ".join(f"C_FP = {fp:g}, C_FN = {fn:g}" for fp, fn in costs)
+
+
+def _figure_sections(
+    long: pd.DataFrame,
+    agg: pd.DataFrame,
+    variants: list[str],
+    rounds: list[int],
+    context: list[str],
+) -> list[Section]:
+    """The report's three figure sections: risk over rounds, per-site risk, cost against risk."""
+    differences = {m: paired_rounds(long, context, m) for m, _, _ in F.ROUND_METRICS}
+    rounds_caption = (
+        "Top: global test Risk II and FNR per round (band: ± std over seeds). Bottom: method minus control "
+        "arm with the same seed, per round (band: 95 % bootstrap interval over seeds). Dashed: deletion "
+        "rounds (unlearning passes)"
+    )
+    sites_caption = "Risk II on each hospital's local test shard, site x round (pooled: summed confusion counts)"
+    pareto_caption = (
+        "Erasure cost vs final Risk II, colour = UBAC; ringed and dashed: the Pareto front "
+        "(lower is better; the control arm, which erases nothing, is left out)"
+    )
+    rounds_fig = F.rounds_figure(long, variants, rounds, differences)
+    return [
+        Section("rounds", "Risk over rounds", (Figure("rounds", rounds_fig, rounds_caption),)),
         Section(
             "sites",
             "Per-site risk",
-            (
-                Figure(
-                    "sites",
-                    F.heatmap_figure(long, variants),
-                    "Risk II on each hospital's local test shard, site x round (pooled: summed confusion counts)",
-                ),
-            ),
+            (Figure("sites", F.heatmap_figure(long, variants), sites_caption),),
         ),
         Section(
             "pareto",
             "Cost, risk and forgetting",
-            (
-                Figure(
-                    "pareto",
-                    F.pareto_figure(_erasing(agg)),
-                    "Erasure cost vs final Risk II, colour = UBAC; ringed and dashed: the Pareto front "
-                    "(lower is better; the control arm, which erases nothing, is left out)",
-                ),
-            ),
+            (Figure("pareto", F.pareto_figure(_erasing(agg)), pareto_caption),),
         ),
+    ]
+
+
+def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
+    """Title, meta line and sections of the report on ``runs``."""
+    long, keys = long_table(runs)
+    context = keys[1:]
+    paired = paired_summary(
+        run_figures(long, context, {str(r.path): r.first_request_round for r in runs}), context
+    )
+    table, agg = _method_tables(long, keys)
+    variants = list(agg["variant"])
+    last = sorted({int(x) for x in long["round"]})[-1]
+    prov, prov_note = provenance(runs)
+    final_text = (
+        f"Final round {last}. Global test Risk II ({_cost_text(runs)}), FNR and BAC of the final global "
+        "model; UBAC and MIA efficacy of the deleting sites' forget sets (MIA: nearest to Retrain is best, not "
+        "lowest); mean ± std over seeds. seconds / images: all site training and unlearning; erasure: the "
+        "unlearning passes (for Retrain, the whole retraining). Δ = method minus Federated Retrain."
+    )
+    bars = Figure(
+        "bars",
+        F.bars_figure(agg),
+        "Final metrics per method (error bars: std over seeds; Retrain hatched)",
+    )
+    paired_text = (
+        "Each method minus the control arm (deletion.method none: requests recorded, nothing erased) and minus "
+        "Federated Retrain, paired by seed and every other key: mean over seeds with its 95 % percentile "
+        "bootstrap interval; a verdict names a rise or a fall only when the interval excludes 0. "
+        "final: each run's last round; erasure: the first global evaluation at or after the first "
+        "deletion request. UBAC and MIA of the forget sets pooled over sites and requests."
+    )
+    sections = [
+        Section("final", "Final metrics per method", (final_text, table, _at_a_glance(agg), bars)),
+        Section(
+            "paired",
+            "Paired effects: against the control arm and Retrain",
+            (paired_text, _effects(paired, context), paired_markdown(paired, context)),
+        ),
+        *_figure_sections(long, agg, variants, deletion_rounds(long, runs), context),
         Section("provenance", "Provenance", (prov_note, prov)),
     ]
+    names = sorted({str(r.scenario.get("name", "?")) for r in runs})
     title = f"fedunlearn report: {', '.join(names)}"
     meta = (
         f"{len(runs)} run(s), {len(variants)} variant(s), seeds "

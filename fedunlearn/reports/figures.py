@@ -50,6 +50,45 @@ def _deletion_lines(ax, deletion_rounds: Sequence[int]) -> None:
     ax.grid(alpha=0.3)
 
 
+def _difference_panel(
+    ax,
+    d: pd.DataFrame,
+    variants: Sequence[str],
+    col: dict[str, tuple],
+    label: str,
+    deletion_rounds: Sequence[int],
+) -> None:
+    """One metric's paired difference to the control arm per round (``d``: a frame of ``paired_rounds``)."""
+    if d.empty:
+        ax.text(
+            0.5,
+            0.5,
+            "no control arm (deletion.method: none)\namong these runs",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        ax.set_axis_off()
+        return
+    ax.axhline(0.0, color="black", lw=0.8)
+    for v in variants:
+        s = d[d["variant"] == v].sort_values("round")
+        if s.empty:
+            continue
+        ax.plot(s["round"], s["mean"], marker="o", ms=3, color=col[v], label=v)
+        ax.fill_between(
+            s["round"],
+            s["low"].fillna(s["mean"]),
+            s["high"].fillna(s["mean"]),
+            color=col[v],
+            alpha=0.2,
+            lw=0,
+        )
+    _deletion_lines(ax, deletion_rounds)
+    ax.set_ylabel(label)
+    ax.legend(fontsize=7)
+
+
 def rounds_figure(
     long: pd.DataFrame,
     variants: Sequence[str],
@@ -91,38 +130,9 @@ def rounds_figure(
         _deletion_lines(ax, deletion_rounds)
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
-        if differences is None:
-            continue
-        ax = axes[1, j]
-        d = differences.get(metric, pd.DataFrame())
-        if d.empty:
-            ax.text(
-                0.5,
-                0.5,
-                "no control arm (deletion.method: none)\namong these runs",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-            ax.set_axis_off()
-            continue
-        ax.axhline(0.0, color="black", lw=0.8)
-        for v in variants:
-            s = d[d["variant"] == v].sort_values("round")
-            if s.empty:
-                continue
-            ax.plot(s["round"], s["mean"], marker="o", ms=3, color=col[v], label=v)
-            ax.fill_between(
-                s["round"],
-                s["low"].fillna(s["mean"]),
-                s["high"].fillna(s["mean"]),
-                color=col[v],
-                alpha=0.2,
-                lw=0,
-            )
-        _deletion_lines(ax, deletion_rounds)
-        ax.set_ylabel(diff_label)
-        ax.legend(fontsize=7)
+        if differences is not None:
+            d = differences.get(metric, pd.DataFrame())
+            _difference_panel(axes[1, j], d, variants, col, diff_label, deletion_rounds)
     return _png(fig)
 
 

@@ -46,6 +46,7 @@ from fedunlearn.study.centralized import _train_original
 from fedunlearn.study.effects import write_outputs
 from fedunlearn.study.plan import Entry, plan_entries, unit_slug, work_order
 from fedunlearn.study.trace import Tracer
+from fedunlearn.study.units import load_units, save_unit
 from fedunlearn.unlearning import PRESET_NAMES, UnlearnTask, get_method, resolve_config, unlearn
 
 DEFAULT_METHODS: tuple[str, ...] = ("retrain", "ft", "rl", "salun", "salun-cra")
@@ -196,12 +197,95 @@ def _forget_retain(data: BinaryDataset, cfg: AblationConfig, ratio: float, seed:
     return forget, torch.nonzero(keep).flatten()
 
 
-def _unit_rows(report: Mapping[str, Mapping[str, float]], seconds: float) -> list[dict]:
-    rows = [
-        {"split": s, "metric": m, "value": v} for s, ms in report.items() for m, v in ms.items()
+@dataclass
+class _Context:
+    """What every unit of one ablation shares: data, device, the cached originals, where units go."""
+
+    cfg: AblationConfig
+    out: Path
+    data: BinaryDataset
+    device: torch.device
+    originals: _Originals
+    progress: Progress
+
+    @property
+    def units(self) -> Path:
+        return self.out / "units"
+
+    def eval_sets(self, forget: torch.Tensor, retain: torch.Tensor) -> dict[str, EvalSet]:
+        test, split = self.data.split("test"), self.data.train
+        return {
+            "test": EvalSet(test.images, test.labels),
+            "forget": EvalSet(split.images, split.labels, forget),
+            "retain": EvalSet(split.images, split.labels, retain),
+        }
+
+    def report(self, model: torch.nn.Module, sets: Mapping[str, EvalSet], seed: int) -> dict:
+        return unlearning_report(
+            predict_sets(model, sets, device=self.device),
+            self.cfg.costs,
+            self.cfg.mia_variant,
+            mia_seed=stream_seed(seed, "mia"),
+        )
+
+
+def _original_unit(
+    ctx: _Context, ratio: float, seed: int, sets: Mapping[str, EvalSet]
+) -> tuple[torch.nn.Module, float]:
+    """The seed's original model; its own unit file (once per ratio and seed) is written if missing."""
+    original, original_seconds = ctx.originals.get(seed)
+    path = ctx.units / f"{unit_slug(ratio, seed, 'original[fixed]')}.csv"
+    if not path.is_file():
+        report = ctx.report(original, sets, seed)
+        save_unit(path, ratio, seed, "original", "original[fixed]", report, original_seconds)
+    return original, original_seconds
+
+
+def _run_unit(ctx: _Context, entry: Entry, ratio: float, seed: int) -> tuple[dict, float]:
+    """Unlearn one (ratio, seed, setting) from the seed's original and write its unit file."""
+    cfg, split = ctx.cfg, ctx.data.train
+    forget, retain = _forget_retain(ctx.data, cfg, ratio, seed)
+    sets = ctx.eval_sets(forget, retain)
+    original, _ = _original_unit(ctx, ratio, seed, sets)
+    overrides: dict[str, Any] = entry.setting.overrides()
+    if cfg.unlearn_epochs is not None and entry.method != "retrain":
+        overrides["epochs"] = cfg.unlearn_epochs
+    tracer = Tracer(ctx.data.split("test"), split, forget, ctx.device) if cfg.trace else None
+    if tracer is not None:
+        tracer.record(-1, "start", original if entry.method != "retrain" else None)
+    result = unlearn(
+        entry.method,
+        copy.deepcopy(original),
+        UnlearnTask(split.images, split.labels, forget, retain),
+        device=ctx.device,
+        seed=stream_seed(seed, "unlearn"),
+        config=resolve_config(entry.method, overrides),
+        fresh_model=partial(_fresh_model, cfg.model, seed, ctx.device),
+        retrain_config=cfg.train,
+        after_phase=tracer.record if tracer is not None else None,
+    )
+    report = ctx.report(result.model, sets, seed)
+    slug = unit_slug(ratio, seed, entry.key)
+    if tracer is not None:
+        atomic_write_csv(
+            ctx.out / "traces" / f"{slug}.csv",
+            tracer.frame().assign(ratio=ratio, seed=seed, method=entry.method, unit=entry.key),
+        )
+    save_unit(
+        ctx.units / f"{slug}.csv", ratio, seed, entry.method, entry.key, report, result.seconds
+    )
+    return report, result.seconds
+
+
+def _todo(
+    entries: Sequence[Entry], cfg: AblationConfig, units: Path
+) -> list[tuple[float, int, str]]:
+    """The (ratio, seed, unit key) triples in work order whose unit file is not there yet."""
+    return [
+        (r, s, k)
+        for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
+        if not (units / f"{unit_slug(r, s, k)}.csv").is_file()
     ]
-    rows.append({"split": "all", "metric": "seconds", "value": seconds})
-    return rows
 
 
 def run_ablation(
@@ -222,14 +306,8 @@ def run_ablation(
     by_key: dict[str, Entry] = {}
     for e in entries:
         by_key.setdefault(e.key, e)
-    originals = _Originals(data, cfg, out, device, progress)
-    test = data.split("test")
-    units = out / "units"
-    todo = [
-        (r, s, k)
-        for r, s, k in work_order(entries, cfg.ratios, cfg.seeds)
-        if not (units / f"{unit_slug(r, s, k)}.csv").is_file()
-    ]
+    ctx = _Context(cfg, out, data, device, _Originals(data, cfg, out, device, progress), progress)
+    todo = _todo(entries, cfg, ctx.units)
     if report_only:
         progress(f"--report-only: {len(todo)} unit(s) not run yet are left out of the tables")
         return write_outputs(out, entries, cfg, data.provenance.to_dict())
@@ -238,77 +316,14 @@ def run_ablation(
         f"({len(cfg.seeds)} seed(s) x {len(cfg.ratios)} ratio(s)); finished units are kept"
     )
     for n, (ratio, seed, key) in enumerate(todo, 1):
-        entry = by_key[key]
-        forget, retain = _forget_retain(data, cfg, ratio, seed)
-        split = data.train
-        sets = {
-            "test": EvalSet(test.images, test.labels),
-            "forget": EvalSet(split.images, split.labels, forget),
-            "retain": EvalSet(split.images, split.labels, retain),
-        }
-        original, original_seconds = originals.get(seed)
-        slug_o = unit_slug(ratio, seed, "original[fixed]")
-        if not (units / f"{slug_o}.csv").is_file():
-            report = unlearning_report(
-                predict_sets(original, sets, device=device),
-                cfg.costs,
-                cfg.mia_variant,
-                mia_seed=stream_seed(seed, "mia"),
-            )
-            _save(
-                units / f"{slug_o}.csv",
-                ratio,
-                seed,
-                "original",
-                "original[fixed]",
-                report,
-                original_seconds,
-            )
-        overrides: dict[str, Any] = entry.setting.overrides()
-        if cfg.unlearn_epochs is not None and entry.method != "retrain":
-            overrides["epochs"] = cfg.unlearn_epochs
-        tracer = Tracer(test, split, forget, device) if cfg.trace else None
-        if tracer is not None:
-            tracer.record(-1, "start", original if entry.method != "retrain" else None)
-        result = unlearn(
-            entry.method,
-            copy.deepcopy(original),
-            UnlearnTask(split.images, split.labels, forget, retain),
-            device=device,
-            seed=stream_seed(seed, "unlearn"),
-            config=resolve_config(entry.method, overrides),
-            fresh_model=partial(_fresh_model, cfg.model, seed, device),
-            retrain_config=cfg.train,
-            after_phase=tracer.record if tracer is not None else None,
-        )
-        report = unlearning_report(
-            predict_sets(result.model, sets, device=device),
-            cfg.costs,
-            cfg.mia_variant,
-            mia_seed=stream_seed(seed, "mia"),
-        )
-        if tracer is not None:
-            atomic_write_csv(
-                out / "traces" / f"{unit_slug(ratio, seed, key)}.csv",
-                tracer.frame().assign(ratio=ratio, seed=seed, method=entry.method, unit=key),
-            )
-        _save(
-            units / f"{unit_slug(ratio, seed, key)}.csv",
-            ratio,
-            seed,
-            entry.method,
-            key,
-            report,
-            result.seconds,
-        )
+        report, seconds = _run_unit(ctx, by_key[key], ratio, seed)
         t = report["test"]
         progress(
             f"[{n}/{len(todo)}] forget {ratio:.0%} seed {seed} {key}: FNR {t['fnr']:.3f} Risk II "
-            f"{t['risk_2']:.3f} BAC {t['bac']:.3f} UBAC {report['forget']['ubac']:.3f} {result.seconds:.0f}s"
+            f"{t['risk_2']:.3f} BAC {t['bac']:.3f} UBAC {report['forget']['ubac']:.3f} {seconds:.0f}s"
         )
-        write_outputs(
-            out, entries, cfg, data.provenance.to_dict(), figure=False
-        )  # partial tables while it runs
+        # partial tables while it runs
+        write_outputs(out, entries, cfg, data.provenance.to_dict(), figure=False)
     effects = write_outputs(out, entries, cfg, data.provenance.to_dict())
     write_manifest(
         out,
@@ -326,30 +341,11 @@ def run_ablation(
     return effects
 
 
-def _save(
-    path: Path, ratio: float, seed: int, method: str, key: str, report, seconds: float
-) -> None:
-    frame = pd.DataFrame(_unit_rows(report, seconds))
-    frame.insert(0, "unit", key)
-    frame.insert(0, "method", method)
-    frame.insert(0, "seed", seed)
-    frame.insert(0, "ratio", ratio)
-    atomic_write_csv(path, frame)
-
-
 def _jsonable(cfg: AblationConfig) -> dict[str, Any]:
     d = asdict(replace(cfg))
     for k in ("seeds", "ratios", "methods", "presets"):
         d[k] = list(d[k])
     return d
-
-
-def load_units(out: Path) -> pd.DataFrame:
-    """Every finished unit's rows (ratio, seed, method, unit, split, metric, value)."""
-    files = sorted((Path(out) / "units").glob("*.csv"))
-    if not files:
-        return pd.DataFrame(columns=["ratio", "seed", "method", "unit", "split", "metric", "value"])
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
 
 
 __all__: Sequence[str] = ("DEFAULT_METHODS", "AblationConfig", "load_units", "run_ablation")

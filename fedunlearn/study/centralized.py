@@ -112,70 +112,83 @@ def _rows(
     return rows
 
 
+def _forget_retain(
+    cfg: StudyConfig, labels: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's forget rows of the training split and the rows kept (the retain set)."""
+    forget = select_forget(
+        labels, ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=stream_seed(seed, "forget"))
+    )
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[forget] = False
+    return forget, torch.nonzero(keep).flatten()
+
+
+def _run_seed(
+    cfg: StudyConfig, data: BinaryDataset, seed: int, device: torch.device, progress: Progress
+) -> list[dict]:
+    """One seed: its forget set, the original model, then every method from it; the long rows."""
+    test, train_split = data.split("test"), data.train
+    forget, retain = _forget_retain(cfg, train_split.labels, seed)
+    sets = {
+        "test": EvalSet(test.images, test.labels),
+        "forget": EvalSet(train_split.images, train_split.labels, forget),
+        "retain": EvalSet(train_split.images, train_split.labels, retain),
+    }
+    progress(
+        f"seed {seed}: training the original {cfg.model} on {len(train_split)} images "
+        f"({cfg.train.epochs} epochs); forget set {len(forget)} ({cfg.forget_mode})"
+    )
+    original, stats = _train_original(data, cfg, seed, device)
+    report = unlearning_report(
+        predict_sets(original, sets, device=device),
+        cfg.costs,
+        cfg.mia_variant,
+        mia_seed=stream_seed(seed, "mia"),
+    )
+    rows = _rows(seed, "original", report, stats.seconds)
+    progress(
+        f"seed {seed}: original  TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
+        f"{stats.seconds:.0f}s"
+    )
+    task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
+    for method in cfg.methods:
+        result = unlearn(
+            method,
+            copy.deepcopy(original),
+            task,
+            device=device,
+            seed=stream_seed(seed, "unlearn"),
+            config=resolve_config(method, cfg.unlearn_overrides.get(method)),
+            fresh_model=lambda seed=seed: prepare_model(
+                build_model(cfg.model, seed=stream_seed(seed, "retrain-init")), device
+            ),
+            retrain_config=cfg.train,
+        )
+        report = unlearning_report(
+            predict_sets(result.model, sets, device=device),
+            cfg.costs,
+            cfg.mia_variant,
+            mia_seed=stream_seed(seed, "mia"),
+        )
+        rows += _rows(seed, method, report, result.seconds)
+        progress(
+            f"seed {seed}: {method:<9} TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
+            f"UBAC {report['forget']['ubac']:.3f}  MIA {report['forget']['mia_efficacy']:.1f}  "
+            f"{result.seconds:.0f}s"
+        )
+    return rows
+
+
 def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> pd.DataFrame:
     """Run the study and write its three files into ``out``; returns the long table."""
     progress = progress or Progress()
     started = now_iso()
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.size, cfg.data_root, synthetic=cfg.synthetic)
-    test = data.split("test")
-    train_split = data.train
     rows: list[dict] = []
     for seed in cfg.seeds:
-        forget = select_forget(
-            train_split.labels,
-            ForgetSpec(cfg.forget_ratio, cfg.forget_mode, seed=stream_seed(seed, "forget")),
-        )
-        keep = torch.ones(len(train_split), dtype=torch.bool)
-        keep[forget] = False
-        retain = torch.nonzero(keep).flatten()
-        sets = {
-            "test": EvalSet(test.images, test.labels),
-            "forget": EvalSet(train_split.images, train_split.labels, forget),
-            "retain": EvalSet(train_split.images, train_split.labels, retain),
-        }
-        progress(
-            f"seed {seed}: training the original {cfg.model} on {len(train_split)} images "
-            f"({cfg.train.epochs} epochs); forget set {len(forget)} ({cfg.forget_mode})"
-        )
-        original, stats = _train_original(data, cfg, seed, device)
-        report = unlearning_report(
-            predict_sets(original, sets, device=device),
-            cfg.costs,
-            cfg.mia_variant,
-            mia_seed=stream_seed(seed, "mia"),
-        )
-        rows += _rows(seed, "original", report, stats.seconds)
-        progress(
-            f"seed {seed}: original  TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
-            f"{stats.seconds:.0f}s"
-        )
-        task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
-        for method in cfg.methods:
-            result = unlearn(
-                method,
-                copy.deepcopy(original),
-                task,
-                device=device,
-                seed=stream_seed(seed, "unlearn"),
-                config=resolve_config(method, cfg.unlearn_overrides.get(method)),
-                fresh_model=lambda seed=seed: prepare_model(
-                    build_model(cfg.model, seed=stream_seed(seed, "retrain-init")), device
-                ),
-                retrain_config=cfg.train,
-            )
-            report = unlearning_report(
-                predict_sets(result.model, sets, device=device),
-                cfg.costs,
-                cfg.mia_variant,
-                mia_seed=stream_seed(seed, "mia"),
-            )
-            rows += _rows(seed, method, report, result.seconds)
-            progress(
-                f"seed {seed}: {method:<9} TBAC {report['test']['tbac']:.3f}  FNR {report['test']['fnr']:.3f}  "
-                f"UBAC {report['forget']['ubac']:.3f}  MIA {report['forget']['mia_efficacy']:.1f}  "
-                f"{result.seconds:.0f}s"
-            )
+        rows += _run_seed(cfg, data, seed, device, progress)
     table = pd.DataFrame(rows, columns=["seed", "method", "split", "metric", "value"])
     table.insert(0, "dataset", data.name)
     out = Path(out)

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from fedunlearn.io import atomic_write_csv, atomic_write_text
+from fedunlearn.study.figure import effects_figure
 from fedunlearn.study.plan import Entry, Setting, ingredients_of, unit_key
+from fedunlearn.study.units import load_units
 
 #: (column, split, metric) of the effects.
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -185,6 +187,66 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
     return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
+_TITLES = {"fnr": "FNR", "risk_2": "Risk II", "bac": "BAC", "ubac": "UBAC", "mia_efficacy": "MIA"}
+
+
+def _methods_block(methods: pd.DataFrame, ratio: float, cols: Sequence[str]) -> list[str]:
+    """The Markdown table of each method under each preset at one forget ratio."""
+    lines = [
+        f"### Forget {ratio:.0%}: each method under each preset (gap to Retrain, paired)",
+        "",
+        "| preset | method | n | "
+        + " | ".join(_TITLES[c] for c in cols)
+        + " | Risk II - Retrain |",
+        "|---|---|---|" + "---|" * (len(cols) + 1),
+    ]
+    sub = methods[methods["ratio"] == ratio]
+    for (preset, method), g in sub.groupby(["preset", "method"], sort=False):
+        g = g.set_index("metric")
+        cells = [_fmt(g.loc[c, "mean"], float("nan"), float("nan")).lstrip("+") for c in cols]
+        gap = _fmt(
+            g.loc["risk_2", "gap_to_retrain"],
+            g.loc["risk_2", "gap_ci_low"],
+            g.loc["risk_2", "gap_ci_high"],
+        )
+        lines.append(
+            f"| {preset} | {method} | {int(g['n_seeds'].max())} | "
+            + " | ".join(cells)
+            + f" | {gap} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _effects_block(eff: pd.DataFrame, ratio: float, cols: Sequence[str]) -> list[str]:
+    """The Markdown table of each one-ingredient effect at one forget ratio (``eff``: that ratio's rows)."""
+    lines = [
+        f"### Forget {ratio:.0%}: paired effect of one ingredient (setting minus preset)",
+        "",
+        "| preset | ingredient: from -> to | method | n | "
+        + " | ".join(_TITLES[c] for c in cols)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(cols),
+    ]
+    for (preset, ing, frm, to, method), g in eff.groupby(
+        ["preset", "ingredient", "from", "to", "method"], sort=False
+    ):
+        g = g.set_index("metric")
+        cells = [
+            _fmt(g.loc[c, "delta"], g.loc[c, "ci_low"], g.loc[c, "ci_high"])
+            if c in g.index
+            else "n/a"
+            for c in cols
+        ]
+        lines.append(
+            f"| {preset} | {ing}: {frm} -> {to} | {method} | {int(g['n_seeds'].max())} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines.append("")
+    return lines
+
+
 def effects_markdown(
     effects: pd.DataFrame, methods: pd.DataFrame, provenance: Mapping[str, Any]
 ) -> str:
@@ -200,68 +262,11 @@ def effects_markdown(
         "",
     ]
     cols = [c for c, _, _ in METRICS]
-    titles = {
-        "fnr": "FNR",
-        "risk_2": "Risk II",
-        "bac": "BAC",
-        "ubac": "UBAC",
-        "mia_efficacy": "MIA",
-    }
     for ratio in sorted(set(methods.get("ratio", []))):
-        lines += [
-            f"### Forget {ratio:.0%}: each method under each preset (gap to Retrain, paired)",
-            "",
-        ]
-        lines += [
-            "| preset | method | n | "
-            + " | ".join(titles[c] for c in cols)
-            + " | Risk II - Retrain |",
-            "|---|---|---|" + "---|" * (len(cols) + 1),
-        ]
-        sub = methods[methods["ratio"] == ratio]
-        for (preset, method), g in sub.groupby(["preset", "method"], sort=False):
-            g = g.set_index("metric")
-            cells = [_fmt(g.loc[c, "mean"], float("nan"), float("nan")).lstrip("+") for c in cols]
-            gap = _fmt(
-                g.loc["risk_2", "gap_to_retrain"],
-                g.loc["risk_2", "gap_ci_low"],
-                g.loc["risk_2", "gap_ci_high"],
-            )
-            lines.append(
-                f"| {preset} | {method} | {int(g['n_seeds'].max())} | "
-                + " | ".join(cells)
-                + f" | {gap} |"
-            )
-        lines.append("")
+        lines += _methods_block(methods, ratio, cols)
         eff = effects[effects["ratio"] == ratio]
-        if eff.empty:
-            continue
-        lines += [
-            f"### Forget {ratio:.0%}: paired effect of one ingredient (setting minus preset)",
-            "",
-        ]
-        lines += [
-            "| preset | ingredient: from -> to | method | n | "
-            + " | ".join(titles[c] for c in cols)
-            + " |",
-            "|---|---|---|---|" + "---|" * len(cols),
-        ]
-        for (preset, ing, frm, to, method), g in eff.groupby(
-            ["preset", "ingredient", "from", "to", "method"], sort=False
-        ):
-            g = g.set_index("metric")
-            cells = [
-                _fmt(g.loc[c, "delta"], g.loc[c, "ci_low"], g.loc[c, "ci_high"])
-                if c in g.index
-                else "n/a"
-                for c in cols
-            ]
-            lines.append(
-                f"| {preset} | {ing}: {frm} -> {to} | {method} | {int(g['n_seeds'].max())} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        lines.append("")
+        if not eff.empty:
+            lines += _effects_block(eff, ratio, cols)
     return "\n".join(lines) + "\n"
 
 
@@ -276,9 +281,6 @@ def write_outputs(
 
     ``figure=False`` skips the PNG (seconds of matplotlib), for the partial tables written while running.
     """
-    from fedunlearn.study.ablation import load_units
-    from fedunlearn.study.figure import effects_figure
-
     out = Path(out)
     units = load_units(out)
     atomic_write_csv(out / "results.csv", units)
