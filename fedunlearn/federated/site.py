@@ -9,6 +9,7 @@ prevalence), so that per-site risk is measured on data like the site's own.
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fedunlearn.data import (
     ForgetSpec,
     SyntheticSpec,
     UnofficialDataWarning,
+    get_partitioner,
     load_dataset,
     partition,
     select_forget,
@@ -77,14 +79,18 @@ class SiteShards:
 
 
 def _partition_params(scenario: Scenario) -> dict:
+    """The sites-section settings the chosen partitioner takes: its keyword-only parameters that
+    share a name with a ``sites`` field (``alpha``, ``sizes``, ``prevalence``, ...), so a newly
+    registered partitioner gets its settings without a list of names here."""
     s = scenario.sites
-    if s.partition == "dirichlet":
-        return {"alpha": s.alpha}
-    if s.partition == "quantity":
-        return {"sizes": list(s.sizes or ())}
-    if s.partition == "explicit":
-        return {"sizes": list(s.sizes or ()), "prevalence": list(s.prevalence or ())}
-    return {}
+    wants = inspect.signature(get_partitioner(s.partition)).parameters.values()
+    out = {}
+    for p in wants:
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in type(s).model_fields:
+            value = getattr(s, p.name)
+            if value is not None:  # unset: the partitioner's own default, or its own error
+                out[p.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 _SHARDS: dict[str, tuple[SiteShards, ...]] = {}
