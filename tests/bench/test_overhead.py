@@ -80,3 +80,25 @@ def test_erasure_costs_sum_every_retrain_round_and_take_the_deletion_round() -> 
     u, forget = unlearn_cost(salun)
     assert (u.wall_s, u.compute_s, u.images, forget) == (0.5, 0.4, 30.0, 5.0)
     assert round_overheads(salun)[0:] == []  # the deletion round is not a steady round
+
+
+def test_flower_reference_has_the_same_overhead_definition_and_the_ratio() -> None:
+    from fedunlearn.bench.flowerapp import FlowerRound, flower_overheads, flower_rows
+    from fedunlearn.bench.table import BenchTable
+
+    minimal = [
+        FlowerRound(1, 9.0, 9.0, [1.0, 1.0], [1.0, 1.0]),  # round 1 is left out, as for fedunlearn
+        FlowerRound(2, 2.0, 1.0, [0.5, 0.6], [0.1, 0.2]),
+    ]
+    assert flower_overheads(minimal) == [pytest.approx((2.0 - 0.6) + (1.0 - 0.2))]
+    noop = [FlowerRound(1, 5.0, 5.0), FlowerRound(2, 0.2, 0.1), FlowerRound(3, 0.4, 0.1)]
+    ours = _run(
+        _round(1, 9.0, 9.0, [1, 1], [1, 1]) + _round(2, 2.0, 1.0, [0.2, 0.6], [0.1, 0.2]),
+        overhead_scenario(2, 2, 8),
+    )
+    table = BenchTable()
+    flower_rows(table, [ours], {2: [minimal]}, {2: [noop]})
+    got = {m: v for _, _, m, v, _ in table.rows}
+    assert got["flower_round_overhead_s"] == pytest.approx(2.2)
+    assert got["noop_round_s"] == pytest.approx(0.4)  # median of 0.3 and 0.5, round 1 left out
+    assert got["round_overhead_vs_flower_ratio"] == pytest.approx(((2.0 - 0.6) + (1.0 - 0.2)) / 2.2)
