@@ -102,3 +102,41 @@ def test_flower_reference_has_the_same_overhead_definition_and_the_ratio() -> No
     assert got["flower_round_overhead_s"] == pytest.approx(2.2)
     assert got["noop_round_s"] == pytest.approx(0.4)  # median of 0.3 and 0.5, round 1 left out
     assert got["round_overhead_vs_flower_ratio"] == pytest.approx(((2.0 - 0.6) + (1.0 - 0.2)) / 2.2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "has_flag", "why"),
+    [
+        ("off", True, "pass --sweep"),
+        ("small", False, "this build has no --no-share-prefix"),
+        ("full", True, "the quickstart needs --data-root"),
+    ],
+)
+def test_sweep_row_says_why_it_was_not_measured(
+    mode: str, has_flag: bool, why: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    from fedunlearn.bench import sweepwall
+    from fedunlearn.bench.table import BenchTable
+    from fedunlearn.progress import Progress
+
+    monkeypatch.setattr(sweepwall, "has_no_share_prefix", lambda: has_flag)
+    table = BenchTable()
+    sweepwall.sweep_rows(table, mode, tmp_path, tmp_path, Progress(quiet=True))
+    ((bench, _, metric, value, unit),) = table.rows
+    assert (bench, metric) == ("sweep", "sweep_wall_ratio") and math.isnan(value)
+    assert unit.startswith("not measured (") and why in unit
+    assert not any(tmp_path.iterdir())  # no sweep was started
+
+
+def test_this_build_is_asked_whether_sweep_takes_no_share_prefix() -> None:
+    import subprocess
+    import sys
+
+    from fedunlearn.bench.sweepwall import FLAG, has_no_share_prefix
+
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fedunlearn", "sweep", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "--grid" in help_text and has_no_share_prefix() == (FLAG in help_text)
