@@ -102,6 +102,12 @@ def test_flower_reference_has_the_same_overhead_definition_and_the_ratio() -> No
     assert got["flower_round_overhead_s"] == pytest.approx(2.2)
     assert got["noop_round_s"] == pytest.approx(0.4)  # median of 0.3 and 0.5, round 1 left out
     assert got["round_overhead_vs_flower_ratio"] == pytest.approx(((2.0 - 0.6) + (1.0 - 0.2)) / 2.2)
+    # 2 sites on 2 actors: packing changes nothing, so net = raw for both apps
+    assert got["flower_round_overhead_net_s"] == pytest.approx(2.2)
+    assert got["round_overhead_net_vs_flower_ratio"] == pytest.approx(2.2 / 2.2)
+    # 4 sites on 2 actors: the packed bound sum/2 replaces the longest site where it is larger
+    four = [FlowerRound(2, 2.0, 1.0, [0.5, 0.6, 0.5, 0.5], [0.1, 0.1, 0.1, 0.1])]
+    assert flower_overheads(four, actors=2) == [pytest.approx((2.0 - 1.05) + (1.0 - 0.2))]
 
 
 @pytest.mark.parametrize(
