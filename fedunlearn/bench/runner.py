@@ -21,9 +21,11 @@ from typing import Any
 from fedunlearn.bench.erasure import ErasureSettings, erasure_rows, erasure_scenario
 from fedunlearn.bench.fedruns import RunFigures, run_monitored, scenario_of
 from fedunlearn.bench.flowerapp import (
+    RAY_START_TRIES,
     FlowerRound,
     flower_backend,
     flower_rows,
+    ray_start_timed_out,
     run_minimal_flower,
 )
 from fedunlearn.bench.memory import DERMA, PATH, memory_data, memory_rows, memory_scenario
@@ -113,12 +115,20 @@ class _Runs:
         self.dir, self.progress, self.n = out / "runs", progress, 0
 
     def __call__(self, raw: dict[str, Any], label: str) -> RunFigures:
-        self.n += 1
         scenario = scenario_of(raw, label)
-        self.progress(f"run {self.n}: {label}")
-        fig = run_monitored(scenario, self.dir / f"{self.n:02d}-{scenario.name}", label)
-        self.progress(f"run {self.n}: {fig.wall_s:.1f}s")
-        return fig
+        for attempt in range(1, RAY_START_TRIES + 1):
+            self.n += 1
+            self.progress(f"run {self.n}: {label}")
+            try:
+                fig = run_monitored(scenario, self.dir / f"{self.n:02d}-{scenario.name}", label)
+            except FedunlearnError as exc:
+                if not ray_start_timed_out(exc) or attempt == RAY_START_TRIES:
+                    raise
+                self.progress(f"run {self.n}: Ray did not start in time; again in a new folder")
+                continue
+            self.progress(f"run {self.n}: {fig.wall_s:.1f}s")
+            return fig
+        raise AssertionError("unreachable")
 
 
 def run_bench(

@@ -146,3 +146,16 @@ def test_this_build_is_asked_whether_sweep_takes_no_share_prefix() -> None:
         [sys.executable, "-m", "fedunlearn", "sweep", "--help"], capture_output=True, text=True
     ).stdout
     assert "--grid" in help_text and has_no_share_prefix() == (FLAG in help_text)
+
+
+def test_only_a_ray_startup_timeout_is_retried() -> None:
+    from fedunlearn.bench.flowerapp import ray_start_timed_out
+
+    try:
+        try:
+            raise Exception("The current node timed out during startup. This could happen ...")
+        except Exception as inner:
+            raise RuntimeError("Simulation Runtime crashed.") from inner
+    except RuntimeError as outer:
+        assert ray_start_timed_out(outer)
+    assert not ray_start_timed_out(RuntimeError("An error was encountered. Ending simulation."))
