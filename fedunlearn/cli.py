@@ -249,6 +249,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from fedunlearn.bench import BenchSettings, run_bench
@@ -256,6 +257,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = BenchSettings.smoke() if args.quick else BenchSettings.full()
+    settings = dataclasses.replace(settings, sweep=args.sweep)
     root = Path(args.data_root) if args.data_root else None
     table = run_bench(settings, out, root, Progress(quiet=args.quiet))
     print(table.render())
@@ -513,6 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="tiny sizes: a smoke test of every benchmark (figures not meaningful)",
+    )
+    ben.add_argument(
+        "--sweep",
+        choices=("off", "small", "full"),
+        default="off",
+        help="also time a quickstart sweep with and without shared prefixes (sweep_wall_ratio): "
+        "small = 2 methods x 2 seeds, 6 rounds (minutes); full = none,salun-cra,rl x seeds 0,1,2 "
+        "plus Retrain (about an hour on 2 cores); default off",
     )
     ben.add_argument("--quiet", action="store_true", help="no progress lines")
     ben.set_defaults(func=_cmd_bench)

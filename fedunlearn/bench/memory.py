@@ -94,36 +94,7 @@ def _add_memory(table: BenchTable, label: str, who: str, metric: str, value, uni
 def memory_rows(table: BenchTable, runs: list[tuple[str, RunFigures]]) -> None:
     """Per run: server and largest-actor peaks; across the first and last run: growth per MiB of data."""
     for label, run in runs:
-        actor = run.largest_actor()
-        add = partial(_add_memory, table, label)
-        add(
-            "server",
-            "peak_rss_mb",
-            run.server_peak_mb,
-            "MiB (VmHWM of this process during the run)",
-        )
-        add(
-            "server",
-            "rss_growth_mb",
-            run.server_peak_mb - run.server_rss_before_mb,
-            "MiB (peak - RSS before the run)",
-        )
-        add("data", "data_mb", run.data_mb, "MiB (images + labels, every split)")
-        if actor is not None:
-            add(
-                "client actor",
-                "peak_rss_mb",
-                actor.hwm_mb,
-                "MiB (VmHWM of the largest ClientAppActor)",
-            )
-            add("client actor", "pss_mb", actor.pss_mb, "MiB (proportional set size)")
-            add(
-                "client actor",
-                "private_mb",
-                actor.private_mb,
-                "MiB (pages not shared with any process)",
-            )
-            add("client actor", "actors", len(run.actors), "ClientAppActor processes")
+        _run_rows(table, label, run)
     if not any(run.actors for _, run in runs):
         table.note(
             "memory: no ClientAppActor process was seen below this process (not Linux, or Ray changed "
@@ -135,6 +106,37 @@ def memory_rows(table: BenchTable, runs: list[tuple[str, RunFigures]]) -> None:
             "benchmark runs DermaMNIST and PathMNIST sizes). Each actor loads the whole dataset itself."
         )
         return
+    _growth_rows(table, runs)
+
+
+def _run_rows(table: BenchTable, label: str, run: RunFigures) -> None:
+    """The server's and the largest actor's memory in one run."""
+    actor = run.largest_actor()
+    add = partial(_add_memory, table, label)
+    add("server", "peak_rss_mb", run.server_peak_mb, "MiB (VmHWM of this process during the run)")
+    add(
+        "server",
+        "rss_growth_mb",
+        run.server_peak_mb - run.server_rss_before_mb,
+        "MiB (peak - RSS before the run)",
+    )
+    add("data", "data_mb", run.data_mb, "MiB (images + labels, every split)")
+    if actor is not None:
+        add(
+            "client actor", "peak_rss_mb", actor.hwm_mb, "MiB (VmHWM of the largest ClientAppActor)"
+        )
+        add("client actor", "pss_mb", actor.pss_mb, "MiB (proportional set size)")
+        add(
+            "client actor",
+            "private_mb",
+            actor.private_mb,
+            "MiB (pages not shared with any process)",
+        )
+        add("client actor", "actors", len(run.actors), "ClientAppActor processes")
+
+
+def _growth_rows(table: BenchTable, runs: list[tuple[str, RunFigures]]) -> None:
+    """From the first run to the last: how the server's and the actors' memory follow the data."""
     (lo_label, lo), (hi_label, hi) = runs[0], runs[-1]
     d_data = hi.data_mb - lo.data_mb
     a_lo, a_hi = lo.largest_actor(), hi.largest_actor()

@@ -1,10 +1,12 @@
 """``fedunlearn bench``: every benchmark in one run, one table (``OUT/bench.csv``).
 
 Order: (a) local training throughput, (d) memory (first, so that no earlier
-run has left its dataset cached in this process), (b) round overhead, (c)
-cost of erasure. ``--quick`` shrinks everything for a smoke test: two small
-federated runs (SalUn-CRA and Federated Retrain) then stand in for (b), (c)
-and (d) together.
+run has left its dataset cached in this process), (b) round overhead, each
+site count alternating fedunlearn with a minimal Flower app and a no-op one,
+(c) cost of erasure, (e) the server's per-round step over 50 rounds, and with
+``--sweep`` (f) a whole sweep with and without shared prefixes. ``--quick``
+shrinks everything for a smoke test: two small federated runs (SalUn-CRA and
+Federated Retrain) then stand in for (b), (c) and (d) together.
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ from typing import Any
 
 from fedunlearn.bench.erasure import ErasureSettings, erasure_rows, erasure_scenario
 from fedunlearn.bench.fedruns import RunFigures, run_monitored, scenario_of
+from fedunlearn.bench.flowerapp import (
+    RAY_START_TRIES,
+    FlowerRound,
+    flower_backend,
+    flower_rows,
+    ray_start_timed_out,
+    run_minimal_flower,
+)
 from fedunlearn.bench.memory import DERMA, PATH, memory_data, memory_rows, memory_scenario
 from fedunlearn.bench.overhead import overhead_rows, overhead_scenario
+from fedunlearn.bench.serverstep import server_step_rows
+from fedunlearn.bench.sweepwall import sweep_rows
 from fedunlearn.bench.table import BenchTable, machine_rows
 from fedunlearn.bench.throughput import load_throughput_data, run_throughput
 from fedunlearn.errors import FedunlearnError
@@ -40,6 +52,10 @@ class BenchSettings:
     erasure: ErasureSettings
     erasure_pairs: int
     memory_scales: bool  # False under --quick: the erasure runs stand in
+    flower_sites: tuple[int, ...]  # the minimal Flower app's sizes (those of (b); 4 under --quick)
+    server_step_sites: tuple[int, ...]
+    server_step_rounds: int
+    sweep: str = "off"  # "off", "small" or "full": (f), minutes to hours
 
     @classmethod
     def full(cls) -> BenchSettings:
@@ -54,6 +70,9 @@ class BenchSettings:
             erasure=ErasureSettings(sites=4, rounds=10, local_epochs=2, unlearn_epochs=5),
             erasure_pairs=1,
             memory_scales=True,
+            flower_sites=(2, 8, 32),
+            server_step_sites=(8, 32),
+            server_step_rounds=50,
         )
 
     @classmethod
@@ -71,6 +90,9 @@ class BenchSettings:
             ),
             erasure_pairs=1,
             memory_scales=False,
+            flower_sites=(4,),
+            server_step_sites=(4,),
+            server_step_rounds=12,
         )
 
 
@@ -93,12 +115,20 @@ class _Runs:
         self.dir, self.progress, self.n = out / "runs", progress, 0
 
     def __call__(self, raw: dict[str, Any], label: str) -> RunFigures:
-        self.n += 1
         scenario = scenario_of(raw, label)
-        self.progress(f"run {self.n}: {label}")
-        fig = run_monitored(scenario, self.dir / f"{self.n:02d}-{scenario.name}", label)
-        self.progress(f"run {self.n}: {fig.wall_s:.1f}s")
-        return fig
+        for attempt in range(1, RAY_START_TRIES + 1):
+            self.n += 1
+            self.progress(f"run {self.n}: {label}")
+            try:
+                fig = run_monitored(scenario, self.dir / f"{self.n:02d}-{scenario.name}", label)
+            except FedunlearnError as exc:
+                if not ray_start_timed_out(exc) or attempt == RAY_START_TRIES:
+                    raise
+                self.progress(f"run {self.n}: Ray did not start in time; again in a new folder")
+                continue
+            self.progress(f"run {self.n}: {fig.wall_s:.1f}s")
+            return fig
+        raise AssertionError("unreachable")
 
 
 def run_bench(
@@ -108,7 +138,7 @@ def run_bench(
     progress: Progress | None = None,
 ) -> BenchTable:
     """Run every benchmark, write ``OUT/bench.csv`` and ``OUT/bench.txt``; returns the table."""
-    from fedunlearn.data import UnofficialDataWarning, clear_cache
+    from fedunlearn.data import UnofficialDataWarning
 
     progress = progress or Progress()
     out = Path(out)
@@ -125,55 +155,20 @@ def run_bench(
         warnings.simplefilter(
             "ignore", UnofficialDataWarning
         )  # the manifest of each run records the MD5
-
-        progress("(a) local training throughput")
-        data = load_throughput_data(data_root, settings.throughput_images)
-        run_throughput(table, data, settings.throughput_reps)
-        del data
-        clear_cache()
-        gc.collect()
-
+        _throughput(table, settings, data_root, progress)
         if settings.memory_scales:
-            progress("(d) memory at DermaMNIST and PathMNIST scale")
-            mem = []
-            for scale in (DERMA, PATH):
-                section, label = memory_data(scale, data_root)
-                mem.append(
-                    (
-                        label,
-                        runs(
-                            memory_scenario(section, scale.n_train, scale.dataset),
-                            f"memory: {label}",
-                        ),
-                    )
-                )
-            memory_rows(table, mem)
-
-        overhead_runs: list[RunFigures] = []
-        if settings.overhead_sites:
-            progress(f"(b) round overhead at {', '.join(map(str, settings.overhead_sites))} sites")
-            for _ in range(settings.overhead_reps):
-                for sites in settings.overhead_sites:
-                    raw = overhead_scenario(
-                        sites, settings.overhead_rounds, settings.overhead_shard
-                    )
-                    overhead_runs.append(runs(raw, f"overhead: {sites} sites"))
-
-        progress("(c) cost of erasure: salun-cra vs Federated Retrain")
-        section, data_label = _erasure_data(data_root, settings.quick)
-        pairs = []
-        for _ in range(settings.erasure_pairs):
-            s = runs(erasure_scenario("salun-cra", section, settings.erasure), "erasure: salun-cra")
-            f = runs(erasure_scenario("retrain", section, settings.erasure), "erasure: retrain")
-            pairs.append((s, f))
-        erasure_rows(table, pairs, settings.erasure, data_label)
-
-        if not settings.overhead_sites:  # --quick: the erasure runs' steady rounds
-            overhead_rows(table, [run for pair in pairs for run in pair])
-        else:
-            overhead_rows(table, overhead_runs)
+            _memory(table, runs, data_root, progress)
+        overhead = _overhead(settings, runs, progress)
+        pairs, data_label = _erasure(table, settings, runs, data_root, progress)
+        # --quick: the erasure runs' steady rounds stand in for fedunlearn's (b) runs
+        fed = overhead.fedunlearn or [run for pair in pairs for run in pair]
+        overhead_rows(table, fed)
+        flower_rows(table, fed, overhead.minimal, overhead.noop)
         if not settings.memory_scales:
             memory_rows(table, [(f"erasure run, {data_label}", pairs[0][0])])
+        progress(f"(e) server step, rounds 5 and {settings.server_step_rounds}")
+        server_step_rows(table, out, settings.server_step_sites, settings.server_step_rounds)
+        sweep_rows(table, settings.sweep, out, data_root, progress)
     machine_rows(table, "end")
     table.add("machine", "", "bench_wall_s", time.perf_counter() - t0, "s")
     if settings.quick:
@@ -183,3 +178,75 @@ def run_bench(
         )
     table.write(out)
     return table
+
+
+def _throughput(
+    table: BenchTable, settings: BenchSettings, data_root: Path | None, progress: Progress
+) -> None:
+    from fedunlearn.data import clear_cache
+
+    progress("(a) local training throughput")
+    data = load_throughput_data(data_root, settings.throughput_images)
+    run_throughput(table, data, settings.throughput_reps)
+    del data
+    clear_cache()
+    gc.collect()
+
+
+def _memory(table: BenchTable, runs: _Runs, data_root: Path | None, progress: Progress) -> None:
+    progress("(d) memory at DermaMNIST and PathMNIST scale")
+    mem = []
+    for scale in (DERMA, PATH):
+        section, label = memory_data(scale, data_root)
+        raw = memory_scenario(section, scale.n_train, scale.dataset)
+        mem.append((label, runs(raw, f"memory: {label}")))
+    memory_rows(table, mem)
+
+
+@dataclass
+class _Overhead:
+    """(b)'s runs: fedunlearn's (none under --quick) and the Flower apps' rounds per site count."""
+
+    fedunlearn: list[RunFigures]
+    minimal: dict[int, list[list[FlowerRound]]]
+    noop: dict[int, list[list[FlowerRound]]]
+
+
+def _overhead(settings: BenchSettings, runs: _Runs, progress: Progress) -> _Overhead:
+    """(b): fedunlearn, the minimal Flower app and the no-op app, alternately at each site count."""
+    res = _Overhead([], {}, {})
+    sizes = settings.overhead_sites or settings.flower_sites
+    progress(f"(b) round overhead at {', '.join(map(str, sizes))} sites, against Flower itself")
+    for _ in range(settings.overhead_reps):
+        for sites in sizes:
+            raw = overhead_scenario(sites, settings.overhead_rounds, settings.overhead_shard)
+            if settings.overhead_sites:
+                res.fedunlearn.append(runs(raw, f"overhead: {sites} sites"))
+            for store, noop in ((res.minimal, False), (res.noop, True)):
+                progress(f"{'no-op' if noop else 'minimal'} Flower app: {sites} sites")
+                backend = flower_backend(scenario_of(raw, "flower"))  # the same actors
+                store.setdefault(sites, []).append(
+                    run_minimal_flower(
+                        sites, settings.overhead_rounds, settings.overhead_shard, noop, backend
+                    )
+                )
+    return res
+
+
+def _erasure(
+    table: BenchTable,
+    settings: BenchSettings,
+    runs: _Runs,
+    data_root: Path | None,
+    progress: Progress,
+) -> tuple[list[tuple[RunFigures, RunFigures]], str]:
+    """(c): SalUn-CRA and Federated Retrain runs, alternately; returns the pairs and the data's label."""
+    progress("(c) cost of erasure: salun-cra vs Federated Retrain")
+    section, data_label = _erasure_data(data_root, settings.quick)
+    pairs = []
+    for _ in range(settings.erasure_pairs):
+        s = runs(erasure_scenario("salun-cra", section, settings.erasure), "erasure: salun-cra")
+        f = runs(erasure_scenario("retrain", section, settings.erasure), "erasure: retrain")
+        pairs.append((s, f))
+    erasure_rows(table, pairs, settings.erasure, data_label)
+    return pairs, data_label

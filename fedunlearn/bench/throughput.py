@@ -268,16 +268,46 @@ def run_throughput(table: BenchTable, data: ThroughputData, reps: int) -> None:
     bare_epoch(
         build_model("small-cnn", seed=0), x_float[:BATCH], data.labels[:BATCH], augment=True, seed=0
     )
-    found = interleaved(variants, reps)
-    rate = {name: median(v) for name, v in found.items()}
     variant = f"{data.source}, {len(data.labels)} images"
+    found = interleaved(variants, reps)
+    _training_rows(table, found, variant, medmnist_name, reps, len(data.labels))
+    _data_rows(table, data, variant, medmnist_name, reps)
+    table.note(
+        f"train_throughput: {data.source} = "
+        + (
+            "the DermaMNIST 28 px train split under --data-root"
+            if data.medmnist_root is not None
+            else "synthetic lesions of DermaMNIST's train size (no dermamnist.npz "
+            "under --data-root), so the MedMNIST pipeline runs over a PIL-per-item Dataset built here"
+        )
+        + ". "
+        "One epoch per measurement, variants interleaved (engine, bare, bare-noaug, MedMNIST) "
+        f"{reps}x, median images/s; fresh small-cnn (seed 0) each time, batch {BATCH}, SGD, weighted CE, CPU. "
+        "bare = plain torch loop over float NCHW tensors made once before timing, augmentation (4 px padded crop + "
+        "flip) with plain torch ops per batch; bare-noaug skips it. MedMNIST = "
+        f"{medmnist_name}, per-item PIL crop/flip + to-tensor, DataLoader(batch_size={BATCH}, shuffle=True, "
+        "num_workers=0). data_pipeline: the same batches (shuffle + augmentation) produced and dropped, no model: "
+        "what the loader costs on its own, which bounds the end-to-end ratio wherever the model is slow (CPU)."
+    )
+
+
+def _training_rows(
+    table: BenchTable,
+    found: dict[str, list[float]],
+    variant: str,
+    medmnist_name: str,
+    reps: int,
+    n_images: int,
+) -> None:
+    """images/s and seconds per epoch of every variant, and the engine's ratios to the others."""
+    rate = {name: median(v) for name, v in found.items()}
     for name, _values in found.items():
         table.add("train_throughput", name, "images_per_s", rate[name], "images/s (median)")
         table.add(
             "train_throughput",
             name,
             "seconds_per_epoch",
-            len(data.labels) / rate[name],
+            n_images / rate[name],
             "s (median)",
         )
     table.add(
@@ -302,6 +332,12 @@ def run_throughput(table: BenchTable, data: ThroughputData, reps: int) -> None:
         "x (engine / MedMNIST pipeline; target >= 3)",
     )
     table.add("train_throughput", variant, "repetitions", reps, "epochs per variant, interleaved")
+
+
+def _data_rows(
+    table: BenchTable, data: ThroughputData, variant: str, medmnist_name: str, reps: int
+) -> None:
+    """The data path alone (batches with augmentation, no model): engine vs the MedMNIST loader."""
     data_rates = {
         name: median(v)
         for name, v in interleaved(
@@ -322,21 +358,4 @@ def run_throughput(table: BenchTable, data: ThroughputData, reps: int) -> None:
         "data_vs_medmnist_loader_ratio",
         data_rates["engine iterate_batches"] / data_rates[medmnist_name],
         "x (batches with augmentation, no model)",
-    )
-    table.note(
-        f"train_throughput: {data.source} = "
-        + (
-            "the DermaMNIST 28 px train split under --data-root"
-            if data.medmnist_root is not None
-            else "synthetic lesions of DermaMNIST's train size (no dermamnist.npz "
-            "under --data-root), so the MedMNIST pipeline runs over a PIL-per-item Dataset built here"
-        )
-        + ". "
-        "One epoch per measurement, variants interleaved (engine, bare, bare-noaug, MedMNIST) "
-        f"{reps}x, median images/s; fresh small-cnn (seed 0) each time, batch {BATCH}, SGD, weighted CE, CPU. "
-        "bare = plain torch loop over float NCHW tensors made once before timing, augmentation (4 px padded crop + "
-        "flip) with plain torch ops per batch; bare-noaug skips it. MedMNIST = "
-        f"{medmnist_name}, per-item PIL crop/flip + to-tensor, DataLoader(batch_size={BATCH}, shuffle=True, "
-        "num_workers=0). data_pipeline: the same batches (shuffle + augmentation) produced and dropped, no model: "
-        "what the loader costs on its own, which bounds the end-to-end ratio wherever the model is slow (CPU)."
     )

@@ -7,10 +7,13 @@ one round to the next:
   included), in their order (``state.json``);
 - ``strategy-m_t.safetensors``, ``strategy-v_t.safetensors``: FedAdam/FedYogi
   moments (FedAvg, FedProx and FedMedian keep no state across rounds);
-- ``metrics.csv``: the metric rows recorded so far;
 - ``ledger.sqlite``: the server's deletion ledger;
 - ``state.json``: the round, the federation plan (accepted, pending and
-  withdrawing request ids), and how many lines of ``events.jsonl`` belong to it.
+  withdrawing request ids), how many lines of ``events.jsonl`` and how many
+  rows and bytes of the run's append-only ``metrics.csv`` belong to it
+  (``metrics``), so that writing a checkpoint does not grow with the run's
+  history. A checkpoint given the rows themselves (a ``DataFrame``: older runs,
+  tools) keeps them in its own ``metrics.csv``, and both kinds are read back.
 
 Every other random state is derived from the scenario seed and the round (site
 sampling, local shuffles and augmentation, forget rows, failures), so nothing
@@ -24,6 +27,7 @@ Nothing is unpickled on load.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -39,6 +43,7 @@ from safetensors.torch import load_file, save_file
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.ledger import copy_database
+from fedunlearn.federated.recorder import MetricsMark
 
 KEEP = 2
 FOLDER = "checkpoints"
@@ -60,6 +65,7 @@ class Checkpoint:
     rows: pd.DataFrame
     plan: dict[str, Any]
     event_lines: int
+    metrics: MetricsMark | None = None  # where its rows end in RUN_DIR/metrics.csv (None: own copy)
 
     @property
     def ledger(self) -> Path:
@@ -91,12 +97,16 @@ def save_checkpoint(
     server_round: int,
     arrays: ArrayRecord,
     strategy: Any,
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | MetricsMark,
     plan: dict[str, Any],
     ledger: Path,
     event_lines: int,
 ) -> Path:
-    """Write ``checkpoints/round-NNNN`` atomically (temporary folder, then rename); keep the newest two."""
+    """Write ``checkpoints/round-NNNN`` atomically (temporary folder, then rename); keep the newest two.
+
+    ``rows``: a :class:`MetricsMark` (what the server passes: the rows stay in the run's
+    ``metrics.csv``, the checkpoint records where they end) or the rows themselves.
+    """
     root = Path(run_dir) / FOLDER
     final = root / f"round-{server_round:04d}"
     tmp = root / f".round-{server_round:04d}.tmp"
@@ -106,7 +116,8 @@ def save_checkpoint(
     _save_tensors(tmp / "model.safetensors", numpy_arrays)
     for attr, state in strategy_state(strategy).items():
         _save_tensors(tmp / f"strategy-{attr}.safetensors", state)
-    rows.to_csv(tmp / "metrics.csv", index=False)
+    if not isinstance(rows, MetricsMark):
+        rows.to_csv(tmp / "metrics.csv", index=False)
     copy_database(ledger, tmp / "ledger.sqlite")
     state = {
         "round": server_round,
@@ -114,6 +125,8 @@ def save_checkpoint(
         "plan": plan,
         "event_lines": event_lines,
     }
+    if isinstance(rows, MetricsMark):
+        state["metrics"] = {"rows": rows.rows, "size": rows.size}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -144,10 +157,10 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             f.stem.removeprefix("strategy-"): _load_tensors(f)
             for f in sorted(path.glob("strategy-*.safetensors"))
         }
-        rows = pd.read_csv(
-            path / "metrics.csv", keep_default_na=False, na_values=[""], dtype={"request": str}
+        mark = MetricsMark(**state["metrics"]) if "metrics" in state else None
+        rows = _read_rows(
+            path / "metrics.csv" if mark is None else Path(run_dir) / "metrics.csv", mark
         )
-        rows["request"] = rows["request"].fillna("")
         if not (path / "ledger.sqlite").is_file():
             raise FileNotFoundError(f"{path / 'ledger.sqlite'} is missing")
         arrays = ArrayRecord({k: Array(model[k]) for k in order})
@@ -159,6 +172,7 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             rows,
             dict(state["plan"]),
             int(state["event_lines"]),
+            mark,
         )
     except (
         OSError,
@@ -173,6 +187,25 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             f"checkpoint {path} is unreadable ({type(exc).__name__}: {reason}); delete that folder "
             "to resume from the one before it, or start the run again"
         ) from None
+
+
+def _read_rows(path: Path, mark: MetricsMark | None) -> pd.DataFrame:
+    """The metric rows of a checkpoint: a whole file, or the first ``mark.size`` bytes of the run's."""
+    if mark is None:
+        source: Any = path
+    else:
+        with open(path, "rb") as fh:
+            data = fh.read(mark.size)
+        if len(data) < mark.size:
+            raise ValueError(
+                f"{path} has {len(data)} bytes, fewer than the {mark.size} the checkpoint recorded"
+            )
+        source = io.BytesIO(data)
+    rows = pd.read_csv(source, keep_default_na=False, na_values=[""], dtype={"request": str})
+    rows["request"] = rows["request"].fillna("")
+    if mark is not None and len(rows) != mark.rows:
+        raise ValueError(f"{path} has {len(rows)} rows where the checkpoint recorded {mark.rows}")
+    return rows
 
 
 __all__ = [

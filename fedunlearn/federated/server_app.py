@@ -169,7 +169,7 @@ class ServerEvaluator:
                 server_round,
                 arrays,
                 self.strategy,
-                self.recorder.table(),
+                self.recorder.mark,
                 self.strategy.plan.state(),
                 self.strategy.ledger.path,
                 self.recorder.event_lines,
@@ -209,7 +209,7 @@ def _begin(
     """
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
-        recorder.restore(checkpoint.rows, checkpoint.event_lines)
+        recorder.restore(checkpoint.rows, checkpoint.event_lines, checkpoint.metrics)
         ServerLedger(run_dir / SERVER_LEDGER).restore(checkpoint.ledger)
     else:
         if resume:

@@ -24,6 +24,10 @@ REQUIRED = (
     "erasure_wall_ratio",
     "erasure_images_ratio",
     "peak_rss_mb",
+    "flower_round_overhead_s",
+    "noop_round_s",
+    "round_overhead_vs_flower_ratio",
+    "server_step_cpu_s_growth_ratio",
 )
 
 
@@ -71,6 +75,12 @@ def test_csv_has_the_columns_and_every_required_metric(quick_bench: tuple[Path, 
         v.startswith("client actor") for v in peaks["variant"]
     )
     assert (peaks["value"] > 0).all()
+    # the minimal Flower app ran at the quick size, the server step at rounds 5 and 12
+    assert set(table.loc[table["metric"] == "flower_round_overhead_s", "variant"]) == {"4"}
+    assert {"server_step_cpu_s_round5", "server_step_cpu_s_round12"} <= set(table["metric"])
+    # the sweep comparison is not asked for under --quick: a row that says so, with no value
+    (sweep,) = table[table["metric"] == "sweep_wall_ratio"].itertuples()
+    assert math.isnan(float(sweep.value)) and sweep.unit.startswith("not measured")
 
 
 def test_the_table_is_printed_and_saved(quick_bench: tuple[Path, str]) -> None:

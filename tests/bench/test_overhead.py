@@ -80,3 +80,82 @@ def test_erasure_costs_sum_every_retrain_round_and_take_the_deletion_round() -> 
     u, forget = unlearn_cost(salun)
     assert (u.wall_s, u.compute_s, u.images, forget) == (0.5, 0.4, 30.0, 5.0)
     assert round_overheads(salun)[0:] == []  # the deletion round is not a steady round
+
+
+def test_flower_reference_has_the_same_overhead_definition_and_the_ratio() -> None:
+    from fedunlearn.bench.flowerapp import FlowerRound, flower_overheads, flower_rows
+    from fedunlearn.bench.table import BenchTable
+
+    minimal = [
+        FlowerRound(1, 9.0, 9.0, [1.0, 1.0], [1.0, 1.0]),  # round 1 is left out, as for fedunlearn
+        FlowerRound(2, 2.0, 1.0, [0.5, 0.6], [0.1, 0.2]),
+    ]
+    assert flower_overheads(minimal) == [pytest.approx((2.0 - 0.6) + (1.0 - 0.2))]
+    noop = [FlowerRound(1, 5.0, 5.0), FlowerRound(2, 0.2, 0.1), FlowerRound(3, 0.4, 0.1)]
+    ours = _run(
+        _round(1, 9.0, 9.0, [1, 1], [1, 1]) + _round(2, 2.0, 1.0, [0.2, 0.6], [0.1, 0.2]),
+        overhead_scenario(2, 2, 8),
+    )
+    table = BenchTable()
+    flower_rows(table, [ours], {2: [minimal]}, {2: [noop]})
+    got = {m: v for _, _, m, v, _ in table.rows}
+    assert got["flower_round_overhead_s"] == pytest.approx(2.2)
+    assert got["noop_round_s"] == pytest.approx(0.4)  # median of 0.3 and 0.5, round 1 left out
+    assert got["round_overhead_vs_flower_ratio"] == pytest.approx(((2.0 - 0.6) + (1.0 - 0.2)) / 2.2)
+    # 2 sites on 2 actors: packing changes nothing, so net = raw for both apps
+    assert got["flower_round_overhead_net_s"] == pytest.approx(2.2)
+    assert got["round_overhead_net_vs_flower_ratio"] == pytest.approx(2.2 / 2.2)
+    # 4 sites on 2 actors: the packed bound sum/2 replaces the longest site where it is larger
+    four = [FlowerRound(2, 2.0, 1.0, [0.5, 0.6, 0.5, 0.5], [0.1, 0.1, 0.1, 0.1])]
+    assert flower_overheads(four, actors=2) == [pytest.approx((2.0 - 1.05) + (1.0 - 0.2))]
+
+
+@pytest.mark.parametrize(
+    ("mode", "has_flag", "why"),
+    [
+        ("off", True, "pass --sweep"),
+        ("small", False, "this build has no --no-share-prefix"),
+        ("full", True, "the quickstart needs --data-root"),
+    ],
+)
+def test_sweep_row_says_why_it_was_not_measured(
+    mode: str, has_flag: bool, why: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    from fedunlearn.bench import sweepwall
+    from fedunlearn.bench.table import BenchTable
+    from fedunlearn.progress import Progress
+
+    monkeypatch.setattr(sweepwall, "has_no_share_prefix", lambda: has_flag)
+    table = BenchTable()
+    sweepwall.sweep_rows(table, mode, tmp_path, tmp_path, Progress(quiet=True))
+    ((bench, _, metric, value, unit),) = table.rows
+    assert (bench, metric) == ("sweep", "sweep_wall_ratio") and math.isnan(value)
+    assert unit.startswith("not measured (") and why in unit
+    assert not any(tmp_path.iterdir())  # no sweep was started
+
+
+def test_this_build_is_asked_whether_sweep_takes_no_share_prefix() -> None:
+    import subprocess
+    import sys
+
+    from fedunlearn.bench.sweepwall import FLAG, has_no_share_prefix
+
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fedunlearn", "sweep", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "--grid" in help_text and has_no_share_prefix() == (FLAG in help_text)
+
+
+def test_only_a_ray_startup_timeout_is_retried() -> None:
+    from fedunlearn.bench.flowerapp import ray_start_timed_out
+
+    try:
+        try:
+            raise Exception("The current node timed out during startup. This could happen ...")
+        except Exception as inner:
+            raise RuntimeError("Simulation Runtime crashed.") from inner
+    except RuntimeError as outer:
+        assert ray_start_timed_out(outer)
+    assert not ray_start_timed_out(RuntimeError("An error was encountered. Ending simulation."))
