@@ -437,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "then write DIR/summary.csv and DIR/summary.md (per method, metric and moment: mean ± std over seeds and "
         "the paired difference to the control arm and to Federated Retrain with its 95 % bootstrap interval and a "
         "verdict). The control arm (deletion.method=none) and Retrain are added to the deletion.method axis "
-        "unless --no-control / --no-retrain. Rerunning the same command resumes: finished runs are kept, "
+        "unless --no-control / --no-retrain. Points that differ only in deletion handling run the rounds before "
+        "their first deletion request once (DIR/prefixes/) and branch from its checkpoint (--no-share-prefix: "
+        "not); Retrain arms never share. Rerunning the same command resumes: finished runs are kept, "
         "unfinished ones continue from their newest checkpoint (or are redone when they have none).",
     )
     _scenario_args(sw)

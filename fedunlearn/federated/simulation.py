@@ -85,6 +85,17 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1]}" if text else type(exc).__name__
 
 
+def _ray_root() -> str:
+    """Where each run's Ray temp folder goes (``FEDUNLEARN_RAY_TMP``, else /tmp); refuses one too long."""
+    ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
+    if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
+        raise FedunlearnError(
+            f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
+            "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp"
+        )
+    return ray_root
+
+
 def _pause_round(scenario: Scenario, resumed: Path | None, until_round: int | None) -> int | None:
     """The round to pause after (None: run to the end); refuses one the run cannot stop at."""
     if until_round is None or until_round >= scenario.training.rounds:
@@ -123,12 +134,7 @@ def run_scenario(
     from fedunlearn.federated.server_app import make_server_app
 
     run_dir = Path(run_dir).resolve()
-    ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
-    if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
-        raise FedunlearnError(
-            f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
-            "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp"
-        )
+    ray_root = _ray_root()
     if resume:
         check_resumable(run_dir)
     else:

@@ -94,11 +94,12 @@ def branched(tmp_path_factory: pytest.TempPathFactory) -> Branched:
 
 
 def _rows(path: Path) -> list[list[str]]:
-    """A metrics table as text, less its wall-clock rows."""
+    """A metrics table as text, less its wall-clock rows, in a fixed order (a round's rows come in the order
+    the sites answered, which varies from run to run)."""
     with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    col = rows[0].index("metric")
-    return [r for r in rows if "seconds" not in r[col]]
+        header, *rows = list(csv.reader(fh))
+    col = header.index("metric")
+    return [header, *sorted(r for r in rows if "seconds" not in r[col])]
 
 
 def _ledger(run_dir: Path) -> list[dict]:
