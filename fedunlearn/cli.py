@@ -89,7 +89,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         args.scenario = str(run_dir / "scenario.yaml")
         run_dir = run_scenario(
-            _load(args), run_dir, quiet=args.quiet, verbose=args.verbose, resume=True
+            _load(args),
+            run_dir,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            resume=True,
+            until_round=args.until_round,
         )
         print(run_dir)
         return 0
@@ -103,7 +108,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    run_dir = run_scenario(scenario, out, quiet=args.quiet, verbose=args.verbose)
+    run_dir = run_scenario(
+        scenario, out, quiet=args.quiet, verbose=args.verbose, until_round=args.until_round
+    )
     print(run_dir)
     return 0
 
@@ -221,7 +228,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     try:
         outcome = run_sweep(
-            plan, jobs=args.jobs, progress=Progress(quiet=args.quiet), timeout_s=args.run_timeout
+            plan,
+            jobs=args.jobs,
+            progress=Progress(quiet=args.quiet),
+            timeout_s=args.run_timeout,
+            share_prefix=args.share_prefix,
         )
     except KeyboardInterrupt:
         print(
@@ -409,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted run from its newest checkpoint (with the scenario saved in "
         "RUN_DIR; --data-root may point to the data's new place)",
     )
+    run.add_argument(
+        "--until-round",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pause after round N: the run stays incomplete and --resume continues it (a sweep runs its "
+        "shared prefixes so)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines (for scripts)")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's own logs")
     run.set_defaults(func=_cmd_run)
@@ -420,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         "then write DIR/summary.csv and DIR/summary.md (per method, metric and moment: mean ± std over seeds and "
         "the paired difference to the control arm and to Federated Retrain with its 95 % bootstrap interval and a "
         "verdict). The control arm (deletion.method=none) and Retrain are added to the deletion.method axis "
-        "unless --no-control / --no-retrain. Rerunning the same command resumes: finished runs are kept, "
+        "unless --no-control / --no-retrain. Points that differ only in deletion handling run the rounds before "
+        "their first deletion request once (DIR/prefixes/) and branch from its checkpoint (--no-share-prefix: "
+        "not); Retrain arms never share. Rerunning the same command resumes: finished runs are kept, "
         "unfinished ones continue from their newest checkpoint (or are redone when they have none).",
     )
     _scenario_args(sw)
@@ -460,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="retrain",
         action="store_false",
         help="do not add the Federated Retrain arm",
+    )
+    sw.add_argument(
+        "--no-share-prefix",
+        dest="share_prefix",
+        action="store_false",
+        help="run every point from round 1, instead of running once the rounds before the first deletion "
+        "request that points differing only in deletion.method/policy/integration/batch_every/unlearn share "
+        "and branching them from its checkpoint",
     )
     sw.add_argument(
         "--quiet", action="store_true", help="no progress lines (each run's output is in DIR/logs/)"

@@ -9,7 +9,10 @@ otherwise: the control arm ``none`` (requests recorded, nothing erased) and
 Federated Retrain, so that every method is paired by seed and every other grid
 key with both. Each point runs as its own
 ``python -m fedunlearn run`` subprocess (its own Ray) into
-``DIR/runs/<slug>/``; a run whose ``manifest.json`` says ``complete`` is never
+``DIR/runs/<slug>/`` (:mod:`fedunlearn.sweep_jobs`); points that differ only
+in deletion handling share the rounds before their first request, run once in
+``DIR/prefixes/`` and branched from (:mod:`fedunlearn.sweep_prefix`, unless
+``share_prefix=False``); a run whose ``manifest.json`` says ``complete`` is never
 redone, a half-finished one resumes from its newest checkpoint
 (``run --resume``), or is removed and redone when it has none. The summary
 (``summary.csv``: paired differences with bootstrap intervals and verdicts;
@@ -21,19 +24,15 @@ from the runs' ``metrics.csv`` only, by :mod:`fedunlearn.reports.contrasts` and
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from fedunlearn.errors import FedunlearnError
-from fedunlearn.federated.checkpoint import latest_checkpoint
+from fedunlearn.federated.branch import branch_run_dir
 from fedunlearn.federated.rundir import looks_like_run_dir, remove_run_dir
 from fedunlearn.federated.scenario import (
     Scenario,
@@ -47,6 +46,7 @@ from fedunlearn.progress import Progress
 from fedunlearn.reports.contrasts import paired_markdown, paired_summary, run_figures
 from fedunlearn.reports.tables import summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
+from fedunlearn.sweep_jobs import Job, run_jobs
 from fedunlearn.sweep_plan import (
     METHOD_KEY,
     SEED_KEY,
@@ -62,15 +62,17 @@ from fedunlearn.sweep_plan import (
     split_values,
     with_reference_arms,
 )
+from fedunlearn.sweep_prefix import (
+    SharedPrefix,
+    comparable,
+    prefix_command,
+    prefix_ready,
+    resumable_after,
+    shared_prefixes,
+)
 
 
 # ------------------------------------------------------------------ state of run dirs
-def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
-    data = dict(scenario.get("data") or {})
-    data.pop("root", None)  # the same file may sit elsewhere; the manifest keeps its md5
-    return {**scenario, "data": data}
-
-
 def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
     """The round after which a half-finished run of ``point`` can resume: its newest checkpoint's.
 
@@ -83,24 +85,7 @@ def resumable_round(run_dir: Path, point: SweepPoint) -> int | None:
         When the checkpoint cannot be read (an I/O error, perhaps transient, or
         a damaged checkpoint): the run is never removed on such an error.
     """
-    try:
-        done = scenario_from_mapping(read_scenario_yaml(run_dir / "scenario.yaml")).model_dump(
-            mode="json"
-        )
-    except ScenarioError:
-        return None
-    if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
-        return None
-    try:
-        checkpoint = latest_checkpoint(run_dir)
-    except OSError as exc:
-        raise SweepError(
-            f"{run_dir}: cannot read its checkpoints ({exc.strerror or exc}); the run is kept: "
-            "fix the folder's permissions or storage and rerun the sweep"
-        ) from None
-    except FedunlearnError as exc:
-        raise SweepError(f"{run_dir}: {exc}; the sweep keeps the run until you decide") from None
-    return None if checkpoint is None else checkpoint.server_round
+    return resumable_after(run_dir, point.scenario)
 
 
 def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
@@ -122,7 +107,7 @@ def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
                 ).model_dump(mode="json")
             except ScenarioError:
                 done = {}
-            if _comparable(done) != _comparable(point.scenario.model_dump(mode="json")):
+            if comparable(done) != comparable(point.scenario.model_dump(mode="json")):
                 raise SweepError(
                     f"{run_dir} holds a finished run of another scenario than grid point "
                     f"{point.label}; pass another --out or remove that directory"
@@ -172,34 +157,49 @@ def run_command(plan: SweepPlan, point: SweepPoint) -> list[str]:
     ]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGTERM if the sweep itself is killed, so no run goes on orphaned."""
-    try:
-        import ctypes
+def _point_job(
+    plan: SweepPlan,
+    point: SweepPoint,
+    command: Callable[[SweepPlan, SweepPoint], list[str]],
+    prefix: SharedPrefix | None,
+    waits: bool,
+) -> Job:
+    """A point's job; one that branches from ``prefix`` copies its checkpoint first (after it ran, if
+    ``waits``), then resumes from it."""
+    run_dir = plan.run_dir(point)
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def branch() -> None:
+        if prefix is not None and not run_dir.exists():
+            branch_run_dir(prefix.run_dir(plan), prefix.round, run_dir, point.scenario, prefix.name)
+
+    return Job(
+        point.slug,
+        point.label + (f" (branched from {prefix.label()})" if prefix is not None else ""),
+        plan.log_file(point),
+        lambda: command(plan, point),
+        lambda: is_complete(run_dir),
+        branch if prefix is not None else None,
+        f"prefix:{prefix.name}" if waits and prefix is not None else None,
+    )
 
 
-def _last_error(log: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    errors = [ln for ln in lines if ln.startswith("fedunlearn: error:")]
-    return (errors or lines or [""])[-1][:300]
+def _prefix_job(plan: SweepPlan, prefix: SharedPrefix) -> Job:
+    """The job that runs a shared prefix, paused after its last round (resumed if it was interrupted)."""
+    run_dir = prefix.run_dir(plan)
 
+    def prepare() -> None:
+        atomic_write_text(prefix.scenario_file(plan), scenario_to_yaml(prefix.scenario))
+        if run_dir.exists() and resumable_after(run_dir, prefix.scenario) is None:
+            remove_run_dir(run_dir)
 
-def _stop(procs: Sequence[subprocess.Popen], grace_s: float = 20.0) -> None:
-    """SIGINT (each run shuts its Ray down), then SIGTERM, then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        alive = [p for p in procs if p.poll() is None]
-        for p in alive:
-            p.send_signal(sig)
-        deadline = time.monotonic() + wait
-        while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    return Job(
+        f"prefix:{prefix.name}",
+        prefix.label(),
+        prefix.log_file(plan),
+        lambda: prefix_command(plan, prefix),
+        lambda: prefix_ready(plan, prefix),
+        prepare,
+    )
 
 
 def run_points(
@@ -210,62 +210,29 @@ def run_points(
     command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
     timeout_s: float | None = None,
     stop: threading.Event | None = None,
+    prefixes: Mapping[str, SharedPrefix] | None = None,
 ) -> dict[str, str]:
     """Run ``points``, ``jobs`` at a time; returns slug -> reason for each point that failed.
 
-    A run still going after ``timeout_s`` seconds is stopped and counts as
-    failed (its directory stays unfinished, so the next sweep redoes it). On an
-    interruption (Ctrl-C, or ``stop`` set, as the sweep's SIGTERM handler does)
-    the running subprocesses are stopped, finished runs stay, and
-    KeyboardInterrupt propagates.
+    ``prefixes`` (slug -> :class:`SharedPrefix`, from :func:`shared_prefixes`):
+    each prefix not yet run is run first, once, and those points branch from
+    its checkpoint; a point whose prefix failed fails too. A run still going
+    after ``timeout_s`` seconds is stopped and counts as failed (its directory
+    stays unfinished, so the next sweep resumes it). On an interruption
+    (Ctrl-C, or ``stop`` set, as the sweep's SIGTERM handler does) the running
+    subprocesses are stopped, finished runs stay, and KeyboardInterrupt
+    propagates.
     """
-    queue, running, failed = list(points), {}, {}
-    total, finished = len(points), 0
-    try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                point = queue.pop(0)
-                log = plan.log_file(point)
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with open(log, "w", encoding="utf-8") as fh:
-                    proc = subprocess.Popen(
-                        command(plan, point),
-                        stdout=fh,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                    )
-                running[proc] = (point, time.monotonic())
-                progress(f"started {point.label}")
-            time.sleep(0.2)
-            if stop is not None and stop.is_set():
-                raise KeyboardInterrupt("stopped by a signal")
-            late = {
-                p
-                for p, (_, t0) in running.items()
-                if timeout_s and time.monotonic() - t0 > timeout_s
-            }
-            _stop(list(late))
-            for proc in [p for p in running if p.poll() is not None]:
-                point, t0 = running.pop(proc)
-                finished += 1
-                secs = time.monotonic() - t0
-                if proc.returncode == 0 and is_complete(plan.run_dir(point)):
-                    progress(f"[{finished}/{total}] {point.label}: done in {secs:.0f}s")
-                else:
-                    reason = (
-                        f"stopped after the run timeout of {timeout_s:g}s"
-                        if proc in late
-                        else _last_error(plan.log_file(point)) or f"exit code {proc.returncode}"
-                    )
-                    failed[point.slug] = reason
-                    progress(
-                        f"[{finished}/{total}] {point.label}: FAILED ({reason}); log {plan.log_file(point)}"
-                    )
-    except BaseException:
-        _stop(list(running))
-        raise
-    return failed
+    prefixes = dict(prefixes or {})
+    unique = {p.name: p for p in prefixes.values()}
+    pending = {name for name, p in unique.items() if not prefix_ready(plan, p)}
+    work = [_prefix_job(plan, unique[name]) for name in sorted(pending)]
+    for point in points:
+        prefix = prefixes.get(point.slug)
+        waits = prefix is not None and prefix.name in pending
+        work.append(_point_job(plan, point, command, prefix, waits))
+    failed = run_jobs(work, jobs, progress, timeout_s, stop)
+    return {p.slug: failed[p.slug] for p in points if p.slug in failed}
 
 
 # ------------------------------------------------------------------ summary
@@ -352,6 +319,7 @@ def run_sweep(
     progress: Progress | None = None,
     timeout_s: float | None = None,
     command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
+    share_prefix: bool = True,
 ) -> SweepOutcome:
     """Run the plan's unfinished points, then write the summary.
 
@@ -365,6 +333,11 @@ def run_sweep(
         Progress lines (quiet by default).
     timeout_s : float, optional
         Stop a run still going after this many seconds (it counts as failed).
+    share_prefix : bool
+        Run the rounds before the first deletion request once for the points
+        that share them, and branch those points from its checkpoint
+        (:mod:`fedunlearn.sweep_prefix`); False (``--no-share-prefix``) runs
+        every point from round 1.
     """
     if jobs < 1:
         raise SweepError(f"--jobs must be at least 1, got {jobs}")
@@ -381,6 +354,13 @@ def run_sweep(
     progress(
         f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time"
     )
+    prefixes = shared_prefixes(plan, todo) if share_prefix else {}
+    if prefixes:
+        shared = {p.name: p for p in prefixes.values()}
+        progress(
+            f"{len(prefixes)} point(s) branch from {len(shared)} shared prefix(es) (the rounds before their "
+            f"first deletion request): {', '.join(p.label() for p in shared.values())}"
+        )
     # SIGTERM only sets a flag that the job loop checks: an exception raised inside the handler can land in
     # code that swallows it (an at-fork hook of `logging` while a job is being started) and be lost.
     stop = threading.Event()
@@ -390,7 +370,7 @@ def run_sweep(
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
     try:
-        failed = run_points(plan, todo, jobs, progress, command, timeout_s, stop)
+        failed = run_points(plan, todo, jobs, progress, command, timeout_s, stop, prefixes)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -402,6 +382,7 @@ def run_sweep(
 
 __all__ = [
     "GridAxis",
+    "SharedPrefix",
     "SweepError",
     "SweepOutcome",
     "SweepPlan",
@@ -414,6 +395,7 @@ __all__ = [
     "plan_sweep",
     "run_points",
     "run_sweep",
+    "shared_prefixes",
     "slugify",
     "split_values",
     "sweep_long_table",

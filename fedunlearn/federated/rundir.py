@@ -6,7 +6,10 @@ rewritten when the run stops early (:func:`mark_stopped`) and, last of all,
 when it ends (:func:`mark_complete`). :func:`check_resumable` refuses a folder
 that ``--resume`` cannot continue; :func:`remove_run_dir` deletes an
 unfinished run a sweep redoes. The ServerApp, ``fedunlearn run`` and
-``fedunlearn sweep`` all go through here.
+``fedunlearn sweep`` all go through here. A run paused on purpose after a given
+round (``run --until-round``, a sweep's shared prefix) is marked so by
+:func:`mark_paused`; :mod:`fedunlearn.federated.branch` starts new runs from
+such a prefix's checkpoint.
 """
 
 from __future__ import annotations
@@ -52,6 +55,18 @@ def start_run_dir(run_dir: Path, scenario: Scenario) -> None:
     )
 
 
+CARRIED = ("branched_from",)  # manifest fields a run keeps from its start to its end
+
+
+def carried_fields(run_dir: Path) -> dict[str, Any]:
+    """The fields of the current (unfinished) manifest that every later manifest of the run keeps."""
+    try:
+        manifest = read_manifest(run_dir) or {}
+    except ValueError:
+        manifest = {}
+    return {k: manifest[k] for k in CARRIED if k in manifest}
+
+
 def mark_stopped(run_dir: Path, scenario: Scenario, reason: str) -> None:
     """The run stopped before its last round (too few sites answered): incomplete, resumable, with the reason."""
     atomic_write_json(
@@ -61,6 +76,22 @@ def mark_stopped(run_dir: Path, scenario: Scenario, reason: str) -> None:
             "scenario": scenario.name,
             "stopped": reason,
             "note": "run stopped; results are not final",
+            **carried_fields(run_dir),
+        },
+    )
+
+
+def mark_paused(run_dir: Path, scenario: Scenario, server_round: int) -> None:
+    """The run stopped on purpose after ``server_round`` (``--until-round``): incomplete and resumable."""
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "complete": False,
+            "scenario": scenario.name,
+            "paused_after_round": server_round,
+            "note": f"run paused after round {server_round} on request; `fedunlearn run --resume` "
+            "continues it",
+            **carried_fields(run_dir),
         },
     )
 

@@ -33,7 +33,14 @@ from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.protocol import CONFIG, SETUP, SITE_RECORD, SetupQuery, SetupReply
 from fedunlearn.federated.recorder import RunRecorder
-from fedunlearn.federated.rundir import check_resumable, mark_complete, mark_stopped, start_run_dir
+from fedunlearn.federated.rundir import (
+    carried_fields,
+    check_resumable,
+    mark_complete,
+    mark_paused,
+    mark_stopped,
+    start_run_dir,
+)
 from fedunlearn.federated.scenario import Scenario, load_scenario
 from fedunlearn.federated.site import scenario_dataset
 from fedunlearn.federated.strategy import FederationStopped, make_strategy
@@ -240,22 +247,27 @@ def run_federation(
     progress: Progress,
     resume: bool = False,
     abort: threading.Event | None = None,
+    until_round: int | None = None,
 ) -> None:
     """The whole run, from setup to the files of the run directory.
 
     With ``resume``, continue from the newest checkpoint of ``run_dir`` (or from
     the start when the run stopped before its first round ended): metric rows,
     events, the server ledger, the plan and the strategy's state are put back
-    as they were at that round, and the rounds after it are run again.
+    as they were at that round, and the rounds after it are run again. With
+    ``until_round`` below ``training.rounds``, stop after that round's
+    checkpoint: the run is marked paused (incomplete, resumable).
     """
     started = now_iso()
     t0 = time.perf_counter()
     if abort is not None:
         grid = WatchedGrid(grid, abort)
     run_dir.mkdir(parents=True, exist_ok=True)
+    carried = carried_fields(run_dir) if resume else {}
     recorder = RunRecorder(run_dir, scenario.deletion.method, progress)
     checkpoint = _begin(run_dir, scenario, recorder, resume)
     start_round = checkpoint.server_round if checkpoint is not None else 0
+    last = min(scenario.training.rounds, until_round or scenario.training.rounds)
     ledger = ServerLedger(run_dir / SERVER_LEDGER)
     node_of = setup_sites(
         grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort
@@ -279,12 +291,13 @@ def run_federation(
         f"{scenario.name}: {scenario.sites.count} hospitals, {scenario.training.rounds} rounds, "
         f"{scenario.training.strategy}, deletions by {scenario.deletion.method}"
         + (f"; resumed after round {start_round}" if resume else "")
+        + (f"; pausing after round {last}" if last < scenario.training.rounds else "")
     )
     try:
         result = strategy.start(
             grid=grid,
             initial_arrays=initial_arrays,
-            num_rounds=scenario.training.rounds - start_round,
+            num_rounds=last - start_round,
             train_config=ConfigRecord({"lr": scenario.training.lr}),
             evaluate_fn=evaluator,
         )
@@ -292,11 +305,29 @@ def run_federation(
         recorder.flush()
         mark_stopped(run_dir, scenario, str(stop))
         raise
+    if last < scenario.training.rounds:
+        recorder.flush()
+        recorder.event("run-paused", last)
+        mark_paused(run_dir, scenario, last)
+        return
     # Flower leaves an empty ArrayRecord when no round ran (a resume after the last checkpoint)
     final = (
         result.arrays if result.arrays is not None and len(result.arrays) else evaluator.last_arrays
     )
     _save_model(run_dir, scenario, final)
+    _finish(run_dir, scenario, recorder, plan, started, t0, resumed=resume, **carried)
+
+
+def _finish(
+    run_dir: Path,
+    scenario: Scenario,
+    recorder: RunRecorder,
+    plan: FederationPlan,
+    started: str,
+    t0: float,
+    **manifest: object,
+) -> None:
+    """The run's last records: requests still pending, the risk figure, ``run-complete``, the manifest."""
     for site, rids in plan.pending.items():
         if rids:
             recorder.event(
@@ -305,7 +336,7 @@ def run_federation(
                 site=plan.name(site),
                 requests=rids,
             )
-    ledger_rows = ledger.rows()
+    ledger_rows = plan.ledger.rows()
     recorder.flush()
     deletion_rounds = [r.round for r in scenario.effective_requests] if not scenario.retrain else []
     risk_figure(
@@ -328,9 +359,9 @@ def run_federation(
         device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         data=data.provenance.to_dict(),
-        sites={plan.name(s): n for s, n in sorted(node_of.items())},
+        sites={plan.name(s): n for s, n in sorted(plan.node_of.items())},
         requests={status: sum(r["status"] == status for r in ledger_rows) for status in STATUSES},
-        resumed=resume,
+        **manifest,
     )
 
 
@@ -387,12 +418,15 @@ def make_server_app(
     progress: Progress,
     resume: bool = False,
     abort: threading.Event | None = None,
+    until_round: int | None = None,
 ) -> ServerApp:
     """A ServerApp bound to an already validated scenario (used by ``fedunlearn run``)."""
     bound = ServerApp()
 
     @bound.main()
     def _main(grid: Grid, context: Context) -> None:
-        run_federation(grid, scenario, run_dir, progress, resume=resume, abort=abort)
+        run_federation(
+            grid, scenario, run_dir, progress, resume=resume, abort=abort, until_round=until_round
+        )
 
     return bound

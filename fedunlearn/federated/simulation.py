@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from fedunlearn.errors import FedunlearnError
+from fedunlearn.federated.checkpoint import latest_checkpoint
 from fedunlearn.federated.rundir import check_new_run_dir, check_resumable, start_run_dir
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.io import read_manifest
@@ -84,6 +85,32 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1]}" if text else type(exc).__name__
 
 
+def _ray_root() -> str:
+    """Where each run's Ray temp folder goes (``FEDUNLEARN_RAY_TMP``, else /tmp); refuses one too long."""
+    ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
+    if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
+        raise FedunlearnError(
+            f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
+            "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp"
+        )
+    return ray_root
+
+
+def _pause_round(scenario: Scenario, resumed: Path | None, until_round: int | None) -> int | None:
+    """The round to pause after (None: run to the end); refuses one the run cannot stop at."""
+    if until_round is None or until_round >= scenario.training.rounds:
+        return None
+    if until_round < 1:
+        raise FedunlearnError(f"--until-round must be a round >= 1, got {until_round}")
+    checkpoint = latest_checkpoint(resumed) if resumed is not None else None
+    if checkpoint is not None and checkpoint.server_round >= until_round:
+        raise FedunlearnError(
+            f"{resumed} is past round {until_round} already (its newest checkpoint is of round "
+            f"{checkpoint.server_round}); resume it without --until-round, or with a later round"
+        )
+    return until_round
+
+
 def run_scenario(
     scenario: Scenario,
     run_dir: Path,
@@ -91,11 +118,14 @@ def run_scenario(
     quiet: bool = False,
     verbose: bool = False,
     resume: bool = False,
+    until_round: int | None = None,
 ) -> Path:
     """Run ``scenario`` through Flower's simulation engine with the Ray backend; returns ``run_dir``.
 
     With ``resume``, ``run_dir`` is an unfinished run of this scenario and it
-    continues from its newest checkpoint.
+    continues from its newest checkpoint. With ``until_round`` (below
+    ``training.rounds``), the run pauses after that round: incomplete, marked
+    ``paused_after_round``, resumable (a sweep's shared prefix is such a run).
     """
     import ray
     from flwr.simulation import run_simulation
@@ -104,16 +134,12 @@ def run_scenario(
     from fedunlearn.federated.server_app import make_server_app
 
     run_dir = Path(run_dir).resolve()
-    ray_root = os.environ.get("FEDUNLEARN_RAY_TMP", "/tmp")
-    if len(os.fsencode(os.path.abspath(ray_root))) > RAY_TMP_MAX:
-        raise FedunlearnError(
-            f"FEDUNLEARN_RAY_TMP={ray_root} is too long for Ray's socket paths (at most {RAY_TMP_MAX} "
-            "bytes: Unix sockets are limited to 107); use a shorter folder, e.g. /tmp"
-        )
+    ray_root = _ray_root()
     if resume:
         check_resumable(run_dir)
     else:
         check_new_run_dir(run_dir)
+    pause = _pause_round(scenario, run_dir if resume else None, until_round)
     check_inputs(scenario)
     if not resume:
         start_run_dir(run_dir, scenario)
@@ -135,7 +161,7 @@ def run_scenario(
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             run_simulation(
-                server_app=make_server_app(scenario, run_dir, progress, resume, abort),
+                server_app=make_server_app(scenario, run_dir, progress, resume, abort, pause),
                 client_app=client_app,
                 num_supernodes=scenario.sites.count,
                 backend_name="ray",
@@ -152,6 +178,8 @@ def run_scenario(
                 ray.shutdown()
             shutil.rmtree(ray_tmp, ignore_errors=True)
     manifest = read_manifest(run_dir) or {}
+    if pause is not None and manifest.get("paused_after_round") == pause:
+        return run_dir
     if manifest.get("complete") is not True:
         why = manifest.get("stopped") or failure
         raise FedunlearnError(

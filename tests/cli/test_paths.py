@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fedunlearn import sweep_prefix
 from fedunlearn import sweeps as sweep_mod
 from fedunlearn.cli import main
 from fedunlearn.sweeps import SweepError, plan_sweep, resumable_round
@@ -70,7 +71,7 @@ def test_an_io_error_on_the_checkpoint_keeps_the_run(tmp_path: Path, monkeypatch
     def unreadable(_):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sweep_mod, "latest_checkpoint", unreadable)
+    monkeypatch.setattr(sweep_prefix, "latest_checkpoint", unreadable)
     with pytest.raises(
         SweepError, match=r"cannot read its checkpoints .Permission denied.; the run is kept"
     ):
