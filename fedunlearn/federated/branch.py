@@ -14,14 +14,14 @@ so the finished directory holds what a run from scratch writes, plus the
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.federated.checkpoint import FOLDER
+from fedunlearn.federated.checkpoint import FOLDER, read_metric_rows
 from fedunlearn.federated.ledger import SERVER_LEDGER, copy_database
+from fedunlearn.federated.recorder import MetricsMark
 from fedunlearn.federated.rundir import check_new_run_dir
 from fedunlearn.federated.scenario import Scenario, scenario_to_yaml
 from fedunlearn.io import atomic_write_json, now_iso
@@ -29,15 +29,27 @@ from fedunlearn.io import atomic_write_json, now_iso
 BRANCH_EVENT = "run-branched"
 
 
-def relabel_metrics(path: Path, method: str) -> None:
-    """Set the ``method`` column of a metrics table to ``method``, every other byte as it was."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    col = rows[0].index("method")
-    for row in rows[1:]:
-        row[col] = method
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
+def relabel_metrics(
+    prefix_dir: Path, checkpoint: Path, state: dict, method: str, out: Path
+) -> None:
+    """Write the checkpoint's metric rows to ``out`` with ``method`` in the method column.
+
+    The rows are the first ``state["metrics"]`` bytes of the prefix's append-only
+    ``metrics.csv`` (or, for a checkpoint that keeps its own copy, that copy). They
+    are written with the recorder's own ``DataFrame.to_csv``, so the rows a
+    resumed branch appends continue the file byte for byte as a run from scratch
+    writes it; the mark in ``state`` (or the checkpoint's copy) is updated to match.
+    """
+    mark = MetricsMark(**state["metrics"]) if "metrics" in state else None
+    source = prefix_dir / "metrics.csv" if mark is not None else checkpoint / "metrics.csv"
+    rows = read_metric_rows(source, mark)
+    rows["method"] = method
+    text = rows.to_csv(index=False)
+    out.write_text(text, encoding="utf-8")
+    if mark is None:
+        (checkpoint / "metrics.csv").write_text(text, encoding="utf-8")
+    else:
+        state["metrics"] = {"rows": len(rows), "size": len(text.encode("utf-8"))}
 
 
 def branch_run_dir(
@@ -90,12 +102,11 @@ def _fill(
     (tmp / "scenario.yaml").write_text(scenario_to_yaml(scenario), encoding="utf-8")
     checkpoint = tmp / FOLDER / source.name
     shutil.copytree(source, checkpoint)
-    relabel_metrics(checkpoint / "metrics.csv", scenario.deletion.method)
-    shutil.copyfile(checkpoint / "metrics.csv", tmp / "metrics.csv")
+    state = json.loads((checkpoint / "state.json").read_text())
+    relabel_metrics(prefix_dir, checkpoint, state, scenario.deletion.method, tmp / "metrics.csv")
     copy_database(source / "ledger.sqlite", tmp / SERVER_LEDGER)
     if (prefix_dir / "sites").is_dir():
         shutil.copytree(prefix_dir / "sites", tmp / "sites")
-    state = json.loads((checkpoint / "state.json").read_text())
     lines = (prefix_dir / "events.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     if len(lines) < state["event_lines"]:
         raise FedunlearnError(

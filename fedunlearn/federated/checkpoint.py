@@ -158,7 +158,7 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             for f in sorted(path.glob("strategy-*.safetensors"))
         }
         mark = MetricsMark(**state["metrics"]) if "metrics" in state else None
-        rows = _read_rows(
+        rows = read_metric_rows(
             path / "metrics.csv" if mark is None else Path(run_dir) / "metrics.csv", mark
         )
         if not (path / "ledger.sqlite").is_file():
@@ -189,7 +189,7 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
         ) from None
 
 
-def _read_rows(path: Path, mark: MetricsMark | None) -> pd.DataFrame:
+def read_metric_rows(path: Path, mark: MetricsMark | None) -> pd.DataFrame:
     """The metric rows of a checkpoint: a whole file, or the first ``mark.size`` bytes of the run's."""
     if mark is None:
         source: Any = path
@@ -212,6 +212,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "latest_checkpoint",
+    "read_metric_rows",
     "restore_strategy",
     "save_checkpoint",
     "strategy_state",
