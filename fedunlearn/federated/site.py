@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -206,6 +206,42 @@ def local_train(
     )
 
 
+_SALT_RECOVER = 1000  # salts of the risk guard's random streams (recovery rounds, retried passes)
+_SALT_RETRY = 2000
+
+
+def local_recover(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    pool: torch.Tensor,
+    server_round: int,
+    step: int,
+    *,
+    device: torch.device,
+) -> TrainStats:
+    """One recovery round of the risk guard (``deletion.guard.recover``) on the site's retain pool only:
+    class-balanced loss with the malignant weight multiplied by ``malignant_weight``."""
+    rec = scenario.deletion.guard.recover
+    train_split = scenario_dataset(scenario, quiet=True).train
+    weights = class_weights(train_split.labels[pool])
+    weights[1] = weights[1] * rec.malignant_weight
+    phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(weights))
+    config = replace(
+        local_train_config(scenario, server_round=server_round),
+        **({"lr": rec.lr} if rec.lr is not None else {}),
+        **({"epochs": rec.local_epochs} if rec.local_epochs is not None else {}),
+    )
+    return train(
+        model,
+        [phase],
+        config,
+        device=device,
+        generator=round_generator(scenario, site, server_round, _SALT_RECOVER + step),
+        track_rows=True,
+    )
+
+
 def local_unlearn(
     model: nn.Module,
     scenario: Scenario,
@@ -216,18 +252,29 @@ def local_unlearn(
     *,
     device: torch.device,
     fresh_model,
+    retry: int | None = None,
 ) -> UnlearnResult:
-    """The site's unlearning pass, from the current global model, on its own forget and retain rows."""
+    """The site's unlearning pass, from the current global model, on its own forget and retain rows.
+
+    ``retry``: the risk guard's retried pass with ``deletion.guard.retry[retry]`` (its own random stream)."""
     train_split = scenario_dataset(scenario, quiet=True).train
-    method = scenario.deletion.method
+    method, settings, seed = (
+        scenario.deletion.method,
+        scenario.deletion.unlearn,
+        mix_seed(scenario.seed, site, server_round, 7),
+    )
+    if retry is not None:
+        setting = scenario.deletion.guard.retry[retry]
+        method, settings = setting.method or method, setting.unlearn
+        seed = mix_seed(scenario.seed, site, server_round, 7, _SALT_RETRY + retry)
     task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
     return unlearn(
         method,
         model,
         task,
         device=device,
-        seed=mix_seed(scenario.seed, site, server_round, 7),
-        config=scenario.deletion.unlearn.unlearn_config(method),
+        seed=seed,
+        config=settings.unlearn_config(method),
         fresh_model=fresh_model,
         retrain_config=local_train_config(scenario),
         track_rows=True,

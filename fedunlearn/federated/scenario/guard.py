@@ -105,12 +105,13 @@ class GuardSection(_Model):
     )
     recover: GuardRecover = Field(GuardRecover(), description="settings of `recover`")
     relearn_margin: float = Field(
-        0.1,
+        5.0,
         ge=0,
-        le=1,
-        description="after recovery the site verifies its forget set again: a forget-set MIA efficacy that falls "
-        "by more than this below its value right after the pass (towards the original model's) means the recovery "
-        "re-learnt the forget set, itself a guard failure (the next action, e.g. `escalate`, follows)",
+        le=100,
+        description="after recovery the site verifies its forget set again: a forget-set MIA efficacy (in %) that "
+        "falls by more than this many points below its value right after the pass (towards the original model's) "
+        "means the recovery re-learnt the forget set, itself a guard failure (the next action, e.g. `escalate`, "
+        "follows)",
     )
 
     @model_validator(mode="after")
