@@ -218,16 +218,7 @@ def unlearn(msg: Message, context: Context) -> Message:
         s.fail_if_scheduled(server_round, "unlearn")
         for rid in rids:
             s.ledger.unlearned(rid, server_round)
-        info = UnlearnInfo(
-            s.site,
-            "none",
-            rids,
-            counts,
-            forget_count=len(forget),
-            retain_count=len(retain),
-            seconds=0.0,
-            images=0,
-        )
+        info = UnlearnInfo(s.site, "none", rids, counts, len(forget), len(retain), 0.0, 0)
         return _train_reply(msg, model, TrainMetrics(0, float("nan"), 0.0, 0), info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)

@@ -100,18 +100,9 @@ class DeletionAware:
         server_round += self.round_offset
         self._t0 = time.perf_counter()
         self._unlearning = {}
-        if reset := self.plan.resets_at(
-            server_round
-        ):  # retrain policy: restart from a fresh global model
-            arrays = fresh_global_arrays(self.plan.scenario, server_round)
-            self._reset_optimiser()
-            self.recorder.event("retrain-reset", server_round, requests=reset)
-            for rid in reset:
-                self.ledger.applied(rid, server_round, "retrain-reset", {})
-        self._grid, self._reference = (
-            grid,
-            arrays,
-        )  # the risk guard's reference: the model entering the round
+        arrays = self._reset_if_due(server_round, arrays)
+        # the risk guard's reference: the model entering the round
+        self._grid, self._reference = grid, arrays
         base = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
         if not base:
             return []
@@ -233,6 +224,17 @@ class DeletionAware:
         if not replies:
             return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+    def _reset_if_due(self, server_round: int, arrays: ArrayRecord) -> ArrayRecord:
+        """The ``retrain`` policy, in its rounds: restart from a fresh global model (else ``arrays``)."""
+        reset = self.plan.resets_at(server_round)
+        if not reset:
+            return arrays
+        self._reset_optimiser()
+        self.recorder.event("retrain-reset", server_round, requests=reset)
+        for rid in reset:
+            self.ledger.applied(rid, server_round, "retrain-reset", {})
+        return fresh_global_arrays(self.plan.scenario, server_round)
 
     def _reset_optimiser(self) -> None:
         """FedAdam/FedYogi: the server optimiser's moments restart with a reset global model."""

@@ -6,7 +6,8 @@ model. The guard trips on the validation FNR, one or more recovery rounds on
 retain data bring it back within tolerance, the forget rows are never trained
 on again, and the ledger reads ``recovered``. The run killed with SIGKILL
 during the recovery and resumed ends equal to the uninterrupted one. A guard
-that does not trip leaves a run bit-identical to the unguarded run.
+that does not trip leaves a run bit-identical to the unguarded run. A retry
+that fails too ends in ``escalate``: the global model is reset.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import torch
 from safetensors.torch import load_file
 
 from fedunlearn.federated.ledger import SiteLedger
+from fedunlearn.federated.policy import fresh_global_arrays
 from fedunlearn.federated.scenario import scenario_to_yaml
 from fedunlearn.federated.simulation import run_scenario
+from fedunlearn.federated.transport import load_arrays
+from fedunlearn.models import build_model
 from fedunlearn.reports.build import build_sections
 from fedunlearn.reports.load import read_run
 from tests.federated.conftest import Run, small_scenario
@@ -225,3 +229,27 @@ def test_a_guard_that_does_not_trip_leaves_the_run_bit_identical(run_scenario_di
     unguarded = [e for e in _comparable_events(quiet) if not e["event"].startswith("guard-")]
     assert _comparable_events(plain) == unguarded
     assert json.loads((quiet.path / "manifest.json").read_text())["guard"]["passed"] == 1
+
+
+# ----------------------------------------------------------------------------- retry, then escalate
+def test_a_retry_that_fails_too_escalates_to_a_reset(run_scenario_dir) -> None:
+    deletion = TRIPPING.deletion.model_dump(mode="json")
+    deletion["guard"] |= {
+        "actions": ["retry", "escalate"],
+        "retry": [{"method": "rl", "unlearn": {"epochs": 3, "batch_size": 32, "lr": 0.1}}],
+    }
+    scenario = TRIPPING.model_copy(
+        update={"deletion": type(TRIPPING.deletion).model_validate(deletion)}
+    )
+    run = run_scenario_dir(scenario, "guard-escalated")
+    (retry,) = _events(run, "guard-retry")
+    assert retry["retry"] == 0 and retry["method"] == "rl"
+    (decision,) = _events(run, "guard-decision")
+    assert decision["status"] == "escalated" and decision["rounds"] == 0 and decision["images"] > 0
+    # the retried pass ran on site-1 from the pre-erasure model; the reset model is the round's model
+    assert not run.metrics[run.metrics["phase"] == "guard-retry"].empty
+    fresh = load_arrays(build_model(scenario.model), fresh_global_arrays(scenario, 4))
+    final = load_file(str(run.path / "model.safetensors"))
+    assert all(torch.equal(final[k], v) for k, v in fresh.state_dict().items())
+    (row,) = _ledger(run)
+    assert row["guard_status"] == "escalated" and row["status"] == "verified"
