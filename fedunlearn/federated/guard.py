@@ -231,6 +231,15 @@ class RiskGuard:
             for info in passes
         ]
         replies = _in_order(self.plan, grid.send_and_receive(messages))
+        for r in replies:
+            if r.has_error():
+                self.recorder.event(
+                    "site-failure",
+                    server_round,
+                    site=self.plan.name(self.plan.site_of(r.metadata.src_node_id)),
+                    phase="guard-retry",
+                    reason=str(r.error.reason).strip().splitlines()[-1][:500],
+                )
         if any(r.has_error() for r in replies) or len(replies) < len(passes):
             return None
         infos = [UnlearnInfo.from_record(r.content[INFO]) for r in replies]

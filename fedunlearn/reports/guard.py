@@ -50,7 +50,10 @@ def guard_table(runs: Sequence[RunData]) -> pd.DataFrame:
                     int(e["images"]),
                 )
             )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for col in ("reference", "after pass", "after recovery", "adopted"):
+        table[col] = [("" if v is None else f"{float(v):.3f}") for v in table[col]]
+    return table
 
 
 def guard_text(table: pd.DataFrame) -> str:
@@ -58,7 +61,8 @@ def guard_text(table: pd.DataFrame) -> str:
     counts = table["status"].value_counts()
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
     return (
-        f"The risk guard judged {len(table)} erasure round(s) on the validation split (never the test split): "
+        f"The risk guard judged {len(table)} erasure round(s) on validation data (the server's validation "
+        "split, or the sites' local test shards drawn from it; never the test split): "
         f"{parts}. Metric values are of the global model at threshold 0.5; reference: the global model entering "
         "the erasure round. Status: passed (within tolerance), retried (a safer pass was), recovered (recovery "
         "rounds on retain data brought it back), escalated (reset and retrain), failed (nothing did)."
