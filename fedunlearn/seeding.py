@@ -33,6 +33,8 @@ STREAMS: dict[str, str] = {
     "dropout": "whether a site drops out of a round (round, site)",
     "local-train": "a site's batch order and augmentation in a training round (site, round)",
     "unlearn": "an unlearning pass: batch order, random labels (site, round; none single-site)",
+    "recover": "a site's batch order in a risk-guard recovery round (site, round, step)",
+    "unlearn-retry": "a site's risk-guard retried unlearning pass (site, round, retry)",
     "forget": "the rows a deletion request withdraws (site, request seed; none single-site)",
     "requests": "a stochastic request process's draw (process seed, round, site)",
     "reset-model": "the fresh global model of a retrain-policy reset (round)",

@@ -8,7 +8,11 @@ Message types:
 - ``train.unlearn``: apply deletion requests (drop the rows for good, then run
   the unlearning method on the current global model);
 - ``evaluate``: confusion counts on the local test shard, plus forget-set
-  metrics of every request this site has applied.
+  metrics of every request this site has applied;
+- ``train.recover`` (the risk guard): a recovery round on the site's retain
+  pool (withdrawn rows stay out), answered like ``train``;
+- ``query.verify`` (the risk guard): forget-set metrics of the sent model for
+  the listed requests, after a recovery.
 
 The rows a request withdraws are committed to the site's own ledger
 (``sites/<site>/ledger.sqlite``) before the site does anything else with the
@@ -43,12 +47,15 @@ from fedunlearn.federated.protocol import (
     METRICS,
     SITE_RECORD,
     EvaluateReply,
+    RecoverConfig,
     SetupQuery,
     SetupReply,
     TrainConfig,
     TrainInfo,
     TrainMetrics,
     UnlearnInfo,
+    VerifyQuery,
+    VerifyReply,
     server_round_of,
 )
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
@@ -214,16 +221,7 @@ def unlearn(msg: Message, context: Context) -> Message:
         s.fail_if_scheduled(server_round, "unlearn")
         for rid in rids:
             s.ledger.unlearned(rid, server_round)
-        info = UnlearnInfo(
-            s.site,
-            "none",
-            rids,
-            counts,
-            forget_count=len(forget),
-            retain_count=len(retain),
-            seconds=0.0,
-            images=0,
-        )
+        info = UnlearnInfo(s.site, "none", rids, counts, len(forget), len(retain), 0.0, 0)
         return _train_reply(msg, model, TrainMetrics(0, float("nan"), 0.0, 0), info)
     t0 = time.perf_counter()
     before = S.forget_report(model, s.scenario, s.site, forget, retain, device=s.device)
@@ -239,6 +237,7 @@ def unlearn(msg: Message, context: Context) -> Message:
         server_round,
         device=s.device,
         fresh_model=s.fresh_model,
+        retry=cfg.retry,
     )
     after = S.forget_report(result.model, s.scenario, s.site, forget, retain, device=s.device)
     for phase, rows in result.stats.trained_rows.items():
@@ -279,3 +278,46 @@ def evaluate(msg: Message, context: Context) -> Message:
         reports = S.forget_reports(model, s.scenario, s.site, withdrawn, retain, device=s.device)
     seconds = time.perf_counter() - t0  # the site's evaluate compute, for `fedunlearn bench`
     return Message(EvaluateReply(s.site, conf, seconds, reports).to_content(), reply_to=msg)
+
+
+@app.train("recover")
+def recover(msg: Message, context: Context) -> Message:
+    """A recovery round of the risk guard: class-weighted training on the retain pool only."""
+    s = _Site(context)
+    cfg = RecoverConfig.from_record(msg.content[CONFIG])
+    s.fail_if_scheduled(cfg.server_round, "train")
+    model = s.model_from(msg)
+    pool = s.pool()
+    if len(pool) == 0:  # the whole site left: nothing to train on, no weight in the average
+        return _train_reply(msg, model, TrainMetrics(0, float("nan"), 0.0, 0), TrainInfo(s.site))
+    stats = S.local_recover(
+        model, s.scenario, s.site, pool, cfg.server_round, cfg.step, device=s.device
+    )
+    s.audit(
+        cfg.server_round,
+        f"recover-{cfg.step}",
+        stats.trained_rows.get("train", torch.zeros(0, dtype=torch.long)),
+    )
+    loss = stats.epoch_losses[-1] if stats.epoch_losses else float("nan")
+    metrics = TrainMetrics(len(pool), loss, stats.seconds, stats.images)
+    return _train_reply(msg, model, metrics, TrainInfo(s.site))
+
+
+@app.query("verify")
+def verify(msg: Message, context: Context) -> Message:
+    """The forget sets of the listed requests, measured again on the sent (recovered) model."""
+    s = _Site(context)
+    query = VerifyQuery.from_record(msg.content[CONFIG])
+    withdrawn = s.forgotten()
+    forgets = {
+        rid: withdrawn[rid] for rid in query.request_ids if rid in withdrawn and len(withdrawn[rid])
+    }
+    reports = {}
+    if forgets:
+        retain = S.pool_after(s.scenario, s.site, list(withdrawn.values()))
+        reports = S.forget_reports(
+            s.model_from(msg), s.scenario, s.site, forgets, retain, device=s.device
+        )
+    return Message(
+        RecordDict({SITE_RECORD: VerifyReply(s.site, reports).to_record()}), reply_to=msg
+    )

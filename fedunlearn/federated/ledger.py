@@ -6,7 +6,9 @@ Two ledgers, as in a real deployment:
   site, requested round, sample count, status ``pending -> applied ->
   verified`` with timestamps, failed attempts and the verification metrics:
   counts and aggregates only, never a row (a counterfactual control arm,
-  ``deletion.method: none``, records its requests as ``not-erased``);
+  ``deletion.method: none``, records its requests as ``not-erased``), and the
+  risk guard's decision on each erasure (``guard_status`` and the ``guard_*``
+  columns; null when the guard is off);
 - each **site ledger** (``RUN_DIR/sites/<site>/ledger.sqlite``) holds the rows a
   request withdrew. It is committed before the site trains or unlearns again,
   so a withdrawn row is never trained on again, even if the process dies the
@@ -30,6 +32,17 @@ from fedunlearn.errors import FedunlearnError
 from fedunlearn.io import now_iso
 
 STATUSES = ("pending", "applied", "verified", "not-erased")
+GUARD_STATUSES = ("passed", "retried", "recovered", "escalated", "failed")
+GUARD_COLUMNS = (
+    ("guard_status", "TEXT"),
+    ("guard_metric", "TEXT"),
+    ("guard_reference", "REAL"),
+    ("guard_after_pass", "REAL"),
+    ("guard_after_recovery", "REAL"),
+    ("guard_final", "REAL"),
+    ("guard_rounds", "INTEGER"),
+    ("guard_images", "INTEGER"),
+)
 SERVER_LEDGER = "ledger.sqlite"
 
 
@@ -93,6 +106,10 @@ class ServerLedger:
                     requested_at TEXT NOT NULL, applied_at TEXT, verified_at TEXT,
                     applied_metrics TEXT, verification_metrics TEXT)"""
             )
+            have = {row[1] for row in con.execute("PRAGMA table_info(requests)")}
+            for name, kind in GUARD_COLUMNS:  # a ledger written before the risk guard existed
+                if name not in have:
+                    con.execute(f"ALTER TABLE requests ADD COLUMN {name} {kind}")
 
     def request(self, rid: int, site: str, server_round: int, fraction: float, mode: str) -> None:
         """Record a request as pending; recording it again changes nothing."""
@@ -155,6 +172,18 @@ class ServerLedger:
                 (server_round, now_iso(), _metrics_json(metrics), rid, server_round),
             )
             return cur.rowcount > 0
+
+    def guarded(self, rid: int, decision: Mapping[str, Any]) -> None:
+        """The risk guard's decision on the request's erasure (keys: the ``guard_*`` columns without the prefix):
+        its status, the guarded metric of the reference, after the pass, after recovery and as adopted, and the
+        recovery rounds and images (retried passes and recovery rounds) it spent."""
+        names = [name for name, _ in GUARD_COLUMNS]
+        values = [decision.get(name.removeprefix("guard_")) for name in names]
+        with _connect(self.path) as con:
+            con.execute(
+                f"UPDATE requests SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
+                (*values, rid),
+            )
 
     def rows(self) -> list[dict[str, Any]]:
         with _connect(self.path) as con:
@@ -230,6 +259,8 @@ class SiteLedger:
 
 
 __all__ = [
+    "GUARD_COLUMNS",
+    "GUARD_STATUSES",
     "SERVER_LEDGER",
     "STATUSES",
     "ServerLedger",

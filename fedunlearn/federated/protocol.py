@@ -15,7 +15,13 @@ with ``to_record`` (what the sender puts in the message) and ``from_record``
   aggregates by ``num-examples``, and an ``info`` record of what the site did,
   with the forget-set metrics before and after an unlearning pass);
 - :class:`EvaluateReply`: confusion counts on the local test shard and the
-  forget-set metrics of every request the site applied (``r{rid}.{metric}``).
+  forget-set metrics of every request the site applied (``r{rid}.{metric}``);
+- the risk guard's kinds (:mod:`fedunlearn.federated.guard`): a retried
+  ``train.unlearn`` carries ``guard-retry`` (the index of the safer setting in
+  ``deletion.guard.retry``); :class:`RecoverConfig` is the ``config`` of a
+  ``train.recover`` message (a recovery round on retain data only, answered
+  like ``train``); :class:`VerifyQuery` / :class:`VerifyReply` are
+  ``query.verify``, the requesting site's forget-set check of a recovered model.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ SETUP = "query.setup"
 TRAIN = "train"
 UNLEARN = "train.unlearn"
 EVALUATE = "evaluate"
+RECOVER = "train.recover"
+VERIFY = "query.verify"
 
 # records of a message's content
 CONFIG = "config"
@@ -49,6 +57,8 @@ SERVER_ROUND = "server-round"
 PROXIMAL_MU = "proximal-mu"
 WITHDRAW_IDS = "withdraw-ids"
 REQUEST_IDS = "request-ids"
+GUARD_RETRY = "guard-retry"
+RECOVERY_STEP = "recovery-step"
 NUM_EXAMPLES = "num-examples"
 SECONDS = "seconds"
 SITE = "site"
@@ -128,6 +138,7 @@ class TrainConfig:
     proximal_mu: float = 0.0
     withdraw_ids: tuple[int, ...] = ()
     request_ids: tuple[int, ...] = ()
+    retry: int | None = None  # index into deletion.guard.retry: a guard's retried pass
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> TrainConfig:
@@ -136,6 +147,7 @@ class TrainConfig:
             float(record.get(PROXIMAL_MU, 0.0)),
             _ints(record.get(WITHDRAW_IDS, [])),
             _ints(record.get(REQUEST_IDS, [])),
+            int(record[GUARD_RETRY]) if GUARD_RETRY in record else None,
         )
 
 
@@ -156,6 +168,74 @@ def with_requests(config: ConfigRecord, rids: Sequence[int]) -> ConfigRecord:
     cfg = ConfigRecord(dict(config))
     cfg[REQUEST_IDS] = list(rids)
     return cfg
+
+
+def with_retry(config: ConfigRecord, rids: Sequence[int], index: int) -> ConfigRecord:
+    """A ``train.unlearn`` config asking the site to redo its pass with ``deletion.guard.retry[index]``."""
+    cfg = with_requests(config, rids)
+    cfg[GUARD_RETRY] = int(index)
+    return cfg
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    """The ``config`` record of a ``train.recover`` message: recovery round ``step`` after ``server_round``'s
+    erasure (the settings themselves are ``deletion.guard.recover``, which the site has)."""
+
+    server_round: int
+    step: int
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord({SERVER_ROUND: self.server_round, RECOVERY_STEP: self.step})
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> RecoverConfig:
+        return cls(int(record[SERVER_ROUND]), int(record[RECOVERY_STEP]))
+
+
+@dataclass(frozen=True)
+class VerifyQuery:
+    """``query.verify``: the requests whose forget sets the site measures the sent model on."""
+
+    server_round: int
+    request_ids: tuple[int, ...]
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord({SERVER_ROUND: self.server_round, REQUEST_IDS: list(self.request_ids)})
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> VerifyQuery:
+        return cls(int(record[SERVER_ROUND]), _ints(record[REQUEST_IDS]))
+
+
+@dataclass(frozen=True)
+class VerifyReply:
+    """A site's answer to ``query.verify``: forget-set metrics by request (aggregates only)."""
+
+    site: int
+    forget: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+
+    def to_record(self) -> ConfigRecord:
+        record = ConfigRecord({SITE: self.site})
+        for rid, report in self.forget.items():
+            for k, v in report.items():
+                record[f"r{rid}.{k}"] = float(v)
+        return record
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> VerifyReply:
+        return cls(int(record[SITE]), _forget_by_request(record))
+
+
+def _forget_by_request(record: ConfigRecord) -> dict[int, dict[str, float]]:
+    """``r{rid}.{metric}`` keys of a record, by request id (the ``site`` key skipped)."""
+    by_request: dict[int, dict[str, float]] = {}
+    for key, value in record.items():
+        if key == SITE:
+            continue
+        rid, metric = key.split(".", 1)
+        by_request.setdefault(int(rid.removeprefix("r")), {})[metric] = float(value)
+    return by_request
 
 
 @dataclass(frozen=True)
@@ -293,10 +373,9 @@ class EvaluateReply:
     @classmethod
     def from_content(cls, content: RecordDict) -> EvaluateReply:
         metrics, forget = content[METRICS], content[FORGET]
-        by_request: dict[int, dict[str, float]] = {}
-        for key, value in forget.items():
-            if key == SITE:
-                continue
-            rid, metric = key.split(".", 1)
-            by_request.setdefault(int(rid.removeprefix("r")), {})[metric] = float(value)
-        return cls(int(forget[SITE]), Confusion.from_mapping(metrics), metrics[SECONDS], by_request)
+        return cls(
+            int(forget[SITE]),
+            Confusion.from_mapping(metrics),
+            metrics[SECONDS],
+            _forget_by_request(forget),
+        )

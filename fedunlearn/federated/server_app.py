@@ -28,7 +28,13 @@ from fedunlearn.federated.checkpoint import (
     save_checkpoint,
 )
 from fedunlearn.federated.grid import WatchedGrid
-from fedunlearn.federated.ledger import SERVER_LEDGER, STATUSES, ServerLedger, remove_ledger_files
+from fedunlearn.federated.ledger import (
+    GUARD_STATUSES,
+    SERVER_LEDGER,
+    STATUSES,
+    ServerLedger,
+    remove_ledger_files,
+)
 from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.protocol import CONFIG, SETUP, SITE_RECORD, SetupQuery, SetupReply
@@ -344,6 +350,11 @@ def _finish(
         deletion_rounds,
         f"{scenario.name}: {scenario.deletion.method}",
         run_dir / "risk.png",
+        guard={
+            int(r["applied_round"]): str(r["guard_status"])
+            for r in ledger_rows
+            if r.get("guard_status") and r.get("applied_round") is not None
+        },
     )
     recorder.event("run-complete", scenario.training.rounds, seconds=time.perf_counter() - t0)
     data = scenario_dataset(scenario)
@@ -362,7 +373,17 @@ def _finish(
         sites={plan.name(s): n for s, n in sorted(plan.node_of.items())},
         requests={status: sum(r["status"] == status for r in ledger_rows) for status in STATUSES},
         **manifest,
+        **_guard_counts(scenario, ledger_rows),
     )
+
+
+def _guard_counts(scenario: Scenario, ledger_rows: list[dict]) -> dict[str, dict[str, int]]:
+    """The manifest's ``guard`` entry (decisions by status), only for a run with ``deletion.guard`` on."""
+    if not scenario.deletion.guard.enabled:
+        return {}
+    return {
+        "guard": {s: sum(r.get("guard_status") == s for r in ledger_rows) for s in GUARD_STATUSES}
+    }
 
 
 def _save_model(run_dir: Path, scenario: Scenario, arrays: ArrayRecord) -> None:

@@ -12,7 +12,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -206,6 +206,38 @@ def local_train(
     )
 
 
+def local_recover(
+    model: nn.Module,
+    scenario: Scenario,
+    site: int,
+    pool: torch.Tensor,
+    server_round: int,
+    step: int,
+    *,
+    device: torch.device,
+) -> TrainStats:
+    """One recovery round of the risk guard (``deletion.guard.recover``) on the site's retain pool only:
+    class-balanced loss with the malignant weight multiplied by ``malignant_weight``."""
+    rec = scenario.deletion.guard.recover
+    train_split = scenario_dataset(scenario, quiet=True).train
+    weights = class_weights(train_split.labels[pool])
+    weights[1] = weights[1] * rec.malignant_weight
+    phase = Phase("train", train_split.images, train_split.labels, pool, WeightedCE(weights))
+    config = replace(
+        local_train_config(scenario, server_round=server_round),
+        **({"lr": rec.lr} if rec.lr is not None else {}),
+        **({"epochs": rec.local_epochs} if rec.local_epochs is not None else {}),
+    )
+    return train(
+        model,
+        [phase],
+        config,
+        device=device,
+        generator=torch_generator(scenario.seed, "recover", site, server_round, step),
+        track_rows=True,
+    )
+
+
 def local_unlearn(
     model: nn.Module,
     scenario: Scenario,
@@ -216,18 +248,29 @@ def local_unlearn(
     *,
     device: torch.device,
     fresh_model,
+    retry: int | None = None,
 ) -> UnlearnResult:
-    """The site's unlearning pass, from the current global model, on its own forget and retain rows."""
+    """The site's unlearning pass, from the current global model, on its own forget and retain rows.
+
+    ``retry``: the risk guard's retried pass with ``deletion.guard.retry[retry]`` (its own random stream)."""
     train_split = scenario_dataset(scenario, quiet=True).train
-    method = scenario.deletion.method
+    method, settings, seed = (
+        scenario.deletion.method,
+        scenario.deletion.unlearn,
+        stream_seed(scenario.seed, "unlearn", site, server_round),
+    )
+    if retry is not None:
+        setting = scenario.deletion.guard.retry[retry]
+        method, settings = setting.method or method, setting.unlearn
+        seed = stream_seed(scenario.seed, "unlearn-retry", site, server_round, retry)
     task = UnlearnTask(train_split.images, train_split.labels, forget, retain)
     return unlearn(
         method,
         model,
         task,
         device=device,
-        seed=stream_seed(scenario.seed, "unlearn", site, server_round),
-        config=scenario.deletion.unlearn.unlearn_config(method),
+        seed=seed,
+        config=settings.unlearn_config(method),
         fresh_model=fresh_model,
         retrain_config=local_train_config(scenario),
         track_rows=True,

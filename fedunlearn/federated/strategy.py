@@ -12,7 +12,9 @@ customises the hooks, never the loop:
 - ``aggregate_evaluate``: pools the sites' confusion counts by summing them and
   records per-site and pooled metrics and the sites' forget-set metrics; the
   first forget-set report after a request is applied verifies it in the ledger;
-  the run stops (resumable) when fewer than ``failures.min_sites`` sites answer.
+  the run stops (resumable) when fewer than ``failures.min_sites`` sites answer;
+- with ``deletion.guard`` on, an erasure round's model goes through the risk
+  guard (:class:`~fedunlearn.federated.guard.RiskGuard`) before it is adopted.
 
 Every request goes through the server's :class:`~fedunlearn.federated.ledger.ServerLedger`
 (``pending -> applied -> verified``). A failed unlearning pass leaves it pending:
@@ -33,6 +35,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords, aggregate_metricrecords
 
 from fedunlearn.errors import FedunlearnError
+from fedunlearn.federated.guard import RiskGuard
 from fedunlearn.federated.ledger import ServerLedger
 from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.policy import fresh_global_arrays
@@ -77,6 +80,14 @@ class DeletionAware:
         self._unlearning: dict[
             int, list[int]
         ] = {}  # site -> request ids sent for unlearning this round
+        scenario = plan.scenario
+        self.guard = (
+            RiskGuard(plan, recorder, self._reset_optimiser)
+            if scenario.deletion.guard.enabled and not (scenario.control or scenario.retrain)
+            else None
+        )
+        self._grid: Grid | None = None
+        self._reference: ArrayRecord | None = None
 
     @property
     def ledger(self) -> ServerLedger:
@@ -89,15 +100,9 @@ class DeletionAware:
         server_round += self.round_offset
         self._t0 = time.perf_counter()
         self._unlearning = {}
-        if reset := self.plan.resets_at(
-            server_round
-        ):  # retrain policy: restart from a fresh global model
-            arrays = fresh_global_arrays(self.plan.scenario, server_round)
-            if hasattr(self, "m_t"):  # FedAdam/FedYogi: the server optimiser's moments restart too
-                self.m_t = self.v_t = None
-            self.recorder.event("retrain-reset", server_round, requests=reset)
-            for rid in reset:
-                self.ledger.applied(rid, server_round, "retrain-reset", {})
+        arrays = self._reset_if_due(server_round, arrays)
+        # the risk guard's reference: the model entering the round
+        self._grid, self._reference = grid, arrays
         base = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
         if not base:
             return []
@@ -155,13 +160,15 @@ class DeletionAware:
         # so aggregate in site order to make a run reproducible bit for bit.
         replies = self._in_site_order(replies)
         unlearned: list[Message] = []
+        passes: list[UnlearnInfo] = []
         for msg in replies:
             if msg.has_error():
                 self._train_failure(server_round, msg)
                 continue
             if is_unlearn_reply(msg.content[INFO]):  # recorded once, under phase "unlearn"
                 unlearned.append(msg)
-                self._record_unlearn(server_round, UnlearnInfo.from_record(msg.content[INFO]))
+                passes.append(UnlearnInfo.from_record(msg.content[INFO]))
+                self._record_unlearn(server_round, passes[-1])
                 continue
             info = TrainInfo.from_record(msg.content[INFO])
             site_name = self.plan.name(info.site)
@@ -186,6 +193,20 @@ class DeletionAware:
                     "withdrawal-applied", server_round, site=site_name, requests=withdrawn
                 )
         self.round_seconds["train"] = time.perf_counter() - self._t0
+        arrays, metrics = self._aggregate(server_round, replies, unlearned)
+        passes = [p for p in passes if p.method != "none"]  # "none": no pass ran (nothing to judge)
+        if self.guard is not None and arrays is not None and passes and self._grid is not None:
+            t0 = time.perf_counter()
+            arrays = self.guard.review(
+                server_round, self._grid, self._reference or arrays, arrays, passes
+            )
+            self.round_seconds["guard"] = time.perf_counter() - t0
+        return arrays, metrics
+
+    def _aggregate(
+        self, server_round: int, replies: list[Message], unlearned: list[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """The round's model: the unlearned model(s) under ``adopt``, else the strategy's aggregate."""
         if unlearned and self.plan.scenario.deletion.integration == "adopt":
             contents = [m.content for m in unlearned]
             if (
@@ -203,6 +224,22 @@ class DeletionAware:
         if not replies:
             return None, None
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+    def _reset_if_due(self, server_round: int, arrays: ArrayRecord) -> ArrayRecord:
+        """The ``retrain`` policy, in its rounds: restart from a fresh global model (else ``arrays``)."""
+        reset = self.plan.resets_at(server_round)
+        if not reset:
+            return arrays
+        self._reset_optimiser()
+        self.recorder.event("retrain-reset", server_round, requests=reset)
+        for rid in reset:
+            self.ledger.applied(rid, server_round, "retrain-reset", {})
+        return fresh_global_arrays(self.plan.scenario, server_round)
+
+    def _reset_optimiser(self) -> None:
+        """FedAdam/FedYogi: the server optimiser's moments restart with a reset global model."""
+        if hasattr(self, "m_t"):
+            self.m_t = self.v_t = None
 
     def _train_failure(self, server_round: int, msg: Message) -> None:
         """A site failed its train or unlearn message: log it; its requests stay pending, to be retried."""

@@ -21,6 +21,7 @@ from fedunlearn.reports.contrasts import (
     paired_summary,
     run_figures,
 )
+from fedunlearn.reports.guard import guard_table, guard_text
 from fedunlearn.reports.load import RunData, load_runs, long_table
 from fedunlearn.reports.paired import METRIC_WORDS
 from fedunlearn.reports.render import Figure, Section, write_html, write_markdown
@@ -239,6 +240,9 @@ def build_sections(runs: Sequence[RunData]) -> tuple[str, str, list[Section]]:
         *_figure_sections(long, agg, variants, deletion_rounds(long, runs), context),
         Section("provenance", "Provenance", (prov_note, prov)),
     ]
+    guarded = guard_table(runs)
+    if not guarded.empty:  # runs with deletion.guard on: mark every guarded round and what it cost
+        sections.insert(3, Section("guard", "Risk guard", (guard_text(guarded), guarded)))
     names = sorted({str(r.scenario.get("name", "?")) for r in runs})
     title = f"fedunlearn report: {', '.join(names)}"
     meta = (

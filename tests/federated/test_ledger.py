@@ -36,6 +36,15 @@ SERVER_COLUMNS = {
     "verified_at",
     "applied_metrics",
     "verification_metrics",
+    # the risk guard's decision: a status, metric values, rounds and images (aggregates only)
+    "guard_status",
+    "guard_metric",
+    "guard_reference",
+    "guard_after_pass",
+    "guard_after_recovery",
+    "guard_final",
+    "guard_rounds",
+    "guard_images",
 }
 
 
@@ -321,3 +330,36 @@ def test_corrupt_site_ledger_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(FedunlearnError) as info:
         SiteLedger(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_guard_decision_is_recorded_and_an_old_ledger_gains_the_columns(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite"
+    con = sqlite3.connect(old)
+    with con:
+        con.execute(
+            "CREATE TABLE requests (id INTEGER PRIMARY KEY, site TEXT NOT NULL, requested_round INTEGER NOT NULL,"
+            " fraction REAL NOT NULL, mode TEXT NOT NULL, status TEXT NOT NULL, sample_count INTEGER,"
+            " attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_failure TEXT,"
+            " method TEXT, applied_round INTEGER, verified_round INTEGER, requested_at TEXT NOT NULL,"
+            " applied_at TEXT, verified_at TEXT, applied_metrics TEXT, verification_metrics TEXT)"
+        )
+    con.close()
+    ledger = ServerLedger(old)  # written before the guard existed: the columns are added, empty
+    ledger.request(0, "a", 1, 0.2, "random")
+    assert ledger.rows()[0]["guard_status"] is None
+    ledger.guarded(
+        0,
+        {
+            "status": "recovered",
+            "metric": "fnr",
+            "reference": 0.1,
+            "after_pass": 0.3,
+            "after_recovery": 0.11,
+            "final": 0.11,
+            "rounds": 2,
+            "images": 900,
+        },
+    )
+    row = ledger.rows()[0]
+    assert (row["guard_status"], row["guard_rounds"], row["guard_images"]) == ("recovered", 2, 900)
+    assert row["guard_after_pass"] == 0.3 and set(row) == SERVER_COLUMNS

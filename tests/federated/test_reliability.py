@@ -11,14 +11,10 @@ events.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +28,8 @@ from fedunlearn.federated.ledger import SiteLedger
 from fedunlearn.federated.scenario import scenario_to_yaml
 from fedunlearn.federated.simulation import run_scenario
 from tests.federated.conftest import Run, small_scenario
+from tests.federated.killing import kill_when as _kill_when
+from tests.federated.killing import start_run as _start
 from tests.federated.leaks import scan_run_dir
 
 pytestmark = pytest.mark.skipif(
@@ -56,56 +54,6 @@ DROPPED = {(2, 2), (4, 1)}  # (round, site) the seeded dropout draws (checked be
 @pytest.fixture(scope="module")
 def full(run_scenario_dir) -> Run:
     return run_scenario_dir(SCENARIO, "uninterrupted")
-
-
-def _kill_tree(proc: subprocess.Popen, ray_tmp: Path) -> None:
-    """SIGKILL the run's process group, then any Ray process of its own Ray temp dir (raylet, GCS, workers)."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                if str(ray_tmp).encode() in cmdline.read_bytes():
-                    left.append(int(cmdline.parent.name))
-            except OSError:
-                continue
-        if not left:
-            return
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-
-
-def _start(args: list[str], ray_tmp: Path) -> subprocess.Popen:
-    """``fedunlearn run ...`` in its own session; its output goes to a file (a pipe nobody reads would fill up)."""
-    env = {**os.environ, "FEDUNLEARN_RAY_TMP": str(ray_tmp), "OMP_NUM_THREADS": "1"}
-    with open(ray_tmp / "run.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "fedunlearn", "run", *args, "--quiet"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _kill_when(proc: subprocess.Popen, ray_tmp: Path, ready, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(
-                f"the run ended before the kill point: {(ray_tmp / 'run.log').read_text()[-2000:]}"
-            )
-        if time.monotonic() > deadline:
-            _kill_tree(proc, ray_tmp)
-            pytest.fail("the kill point never came")
-        time.sleep(0.05)
-    _kill_tree(proc, ray_tmp)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,13 @@ from fedunlearn.federated.scenario.deletion import (
     UnlearnSettings,
 )
 from fedunlearn.federated.scenario.errors import BadValue, ScenarioError, bad, show
+from fedunlearn.federated.scenario.guard import (
+    GUARD_ACTIONS,
+    GUARD_METRICS,
+    GuardRecover,
+    GuardRetry,
+    GuardSection,
+)
 from fedunlearn.federated.scenario.keypaths import key_path_problem, parse_key_path, render_key_path
 from fedunlearn.federated.scenario.loading import (
     apply_overrides,
@@ -65,6 +72,8 @@ __all__ = [
     "CONTROL",
     "CRASH_PHASES",
     "DELETION_METHODS",
+    "GUARD_ACTIONS",
+    "GUARD_METRICS",
     "PARTITIONS",
     "STRATEGIES",
     "BadValue",
@@ -74,6 +83,9 @@ __all__ = [
     "FailuresSection",
     "ForgetRequest",
     "FractionRange",
+    "GuardRecover",
+    "GuardRetry",
+    "GuardSection",
     "RaySection",
     "Scenario",
     "ScenarioError",

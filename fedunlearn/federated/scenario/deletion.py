@@ -8,20 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fedunlearn.data import FORGET_MODES
-from fedunlearn.engine.loop import LR_SCHEDULES as EPOCH_LR_SCHEDULES
 from fedunlearn.federated.policy import POLICY_NAMES
 from fedunlearn.federated.scenario.errors import allowed_extra, bad
+from fedunlearn.federated.scenario.guard import GuardSection
 from fedunlearn.federated.scenario.sections import _Model
-from fedunlearn.unlearning import (
-    INGREDIENTS,
-    METHOD_NAMES,
-    PRESET_NAMES,
-    UnlearnConfig,
-    resolve_config,
-)
+from fedunlearn.federated.scenario.unlearn import UnlearnSettings
+from fedunlearn.unlearning import METHOD_NAMES
 
 CONTROL = (
     "none"  # deletion.method of the counterfactual control arm: requests recorded, nothing erased
@@ -107,76 +102,6 @@ class StochasticRequests(_Model):
         return v
 
 
-class UnlearnSettings(_Model):
-    """Overrides of the unlearning method's own hyperparameters; a key left out keeps the method's default.
-
-    Reads like a mapping of the keys that are set (``dict(settings)``), which is
-    what :func:`fedunlearn.unlearning.resolve_config` takes.
-    """
-
-    epochs: int | None = Field(None, ge=1, description="unlearning epochs")
-    lr: float | None = Field(None, gt=0, description="unlearning learning rate")
-    momentum: float | None = Field(None, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float | None = Field(None, ge=0, description="SGD weight decay")
-    batch_size: int | None = Field(None, ge=1, description="mini-batch size")
-    augment: bool | None = Field(None, description="random flips and crops")
-    lr_schedule: Literal[EPOCH_LR_SCHEDULES] | None = Field(
-        None, description="learning-rate schedule"
-    )  # type: ignore[valid-type]
-    mask_ratio: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="share of weights SalUn's saliency mask keeps (`salun`, `salun-cra`)",
-    )
-    amp: bool | None = Field(None, description="bf16 autocast on CUDA")
-    preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="ingredient values of the method as the paper describes it (`paper`, the defaults) or as the "
-        "study's public code behaves on MedMNIST (`study-code`); ingredients set here win (METHOD.md section 4b)",
-    )
-    schedule: Literal[INGREDIENTS["schedule"]] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="`sequential`: each epoch a forget pass then a retain pass; `mixed`: one shuffled pass over "
-        "both (`rl`, `salun`, `salun-cra`)",
-    )
-    forget_labels: Literal[INGREDIENTS["forget_labels"]] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="labels of the forget rows under cross-entropy: drawn at random, or their true labels",
-    )
-    loss_weighting: Literal[INGREDIENTS["loss_weighting"]] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="class-balanced cross-entropy (counted on the retain set) or plain cross-entropy",
-    )
-    cra_scope: Literal[INGREDIENTS["cra_scope"]] | None = Field(  # type: ignore[valid-type]
-        None, description="forget rows that get SalUn-CRA's entropy term (`salun-cra`)"
-    )
-    mask_freeze: Literal[INGREDIENTS["mask_freeze"]] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="masked-out weights put back after every step, or only their gradients masked "
-        "(`salun`, `salun-cra`)",
-    )
-
-    @model_serializer(mode="wrap")
-    def _only_set(self, handler: Any) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-    def keys(self) -> list[str]:
-        return [k for k in type(self).model_fields if getattr(self, k) is not None]
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def unlearn_config(self, method: str) -> UnlearnConfig:
-        """The engine config of ``method`` with these overrides (:func:`fedunlearn.unlearning.resolve_config`)."""
-        return resolve_config(method, self)
-
-
 class DeletionSection(_Model):
     """Deletion requests, how a site unlearns them, and the policy that decides when."""
 
@@ -214,6 +139,21 @@ class DeletionSection(_Model):
         None,
         description="requests drawn by a seeded random process, appended after the explicit ones (null: none)",
     )
+    guard: GuardSection = Field(
+        GuardSection(),
+        description="the clinical-risk guard on every erasure (off by default; inert under `retrain` and `none`)",
+    )
+
+    @model_validator(mode="after")
+    def _guard_fits(self) -> DeletionSection:
+        g = self.guard
+        if g.enabled and "retry" in g.actions and self.integration != "adopt":
+            raise bad(
+                "guard.actions",
+                list(g.actions),
+                "retry only under deletion.integration 'adopt' (the retried pass replaces the adopted one)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _unlearn_fits_method(self) -> DeletionSection:
