@@ -106,6 +106,10 @@ class ProcessGroup:
         """Name -> exit code of the started processes that are gone."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
 
+    def alive(self) -> list[int]:
+        """The recorded processes still running (the same pid and start time)."""
+        return sorted(_alive(self.known))
+
     def stop(self, grace_s: float = 15.0) -> list[int]:
         """SIGTERM every recorded process, SIGKILL what is left after ``grace_s``; returns pids that survived."""
         self.remember()

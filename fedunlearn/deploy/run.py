@@ -76,6 +76,8 @@ def deploy(
             f"--sites {options.sites} but the scenario has {scenario.sites.count} sites (sites.count); "
             f"pass --sites {scenario.sites.count} or --set sites.count={options.sites}"
         )
+    if options.auth and not options.tls:
+        raise FedunlearnError("--auth needs --tls (node keys travel over TLS); add --tls")
     if resume:
         check_resumable(run_dir)
     else:

@@ -1,0 +1,59 @@
+"""A real two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``: a head and a second raylet),
+a scenario run with ``ray.address`` set, and Flower's client actors found on both nodes.
+
+Each node offers one CPU and each hospital asks for one, so the actor pool has
+two actors and Ray must put one on each node; the test reads where they ran
+from the cluster's own actor table (GCS), after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.federated.conftest import small_scenario
+
+ray = pytest.importorskip("ray")
+
+
+def test_a_scenario_runs_on_a_two_node_ray_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray.cluster_utils import Cluster
+
+    from fedunlearn.federated.simulation import run_scenario
+
+    ray_tmp = tempfile.mkdtemp(prefix="fu-rc-", dir="/tmp")  # short: Ray's socket paths
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False},
+    )
+    try:
+        second = cluster.add_node(num_cpus=1, num_gpus=0)
+        cluster.wait_for_nodes()
+        nodes = {cluster.head_node.node_id, second.node_id}
+        scenario = small_scenario(
+            sites={"count": 2},
+            training={"rounds": 1},
+            deletion={"requests": [{"round": 1, "site": 1, "fraction": 0.25}]},
+            ray={"address": cluster.address, "num_cpus_per_client": 1, "num_gpus_per_client": 0},
+        )
+        run_dir = run_scenario(scenario, tmp_path / "run", quiet=True)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["complete"] is True and manifest["requests"]["verified"] == 1
+
+        ray.init(address=cluster.address, log_to_driver=False)
+        actors = ray._private.state.actors().values()
+        placed = {a["Address"]["NodeID"] for a in actors if a["ActorClassName"] == "ClientAppActor"}
+        assert placed == nodes, (placed, nodes)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+        os.environ.pop("RAY_ADDRESS", None)
