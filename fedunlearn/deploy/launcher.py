@@ -9,7 +9,8 @@ the run) and stops every process it started, by PID, however it ends.
 
 The work folder keeps what the deployment needs besides the run directory:
 ``flwr-home/`` (the Flower CLI's connection), ``certs/`` and ``keys/``,
-``logs/`` (one log per process) and ``state/<site>/``, each hospital's
+``logs/`` (one log per process), ``commands.txt`` (every command it ran, as
+a shell would take it: the recipe of a real network) and ``state/<site>/``, each hospital's
 ``state-dir`` (its private ledger and audit, never in the run directory).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import ssl
@@ -113,6 +115,11 @@ class Deployment:
             lines.append(f"root-certificates = {_toml(str(self.tls.ca))}")
         (self.home / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    def _record(self, command: list[str]) -> list[str]:
+        with open(self.work / "commands.txt", "a", encoding="utf-8") as fh:
+            fh.write(shlex.join([Path(command[0]).name, *command[1:]]) + "\n")
+        return command
+
     def __enter__(self) -> Deployment:
         return self
 
@@ -132,9 +139,8 @@ class Deployment:
         return [*cmd, "--disable-runtime-dependency-installation"]
 
     def start_superlink(self) -> None:
-        self.group.start(
-            "superlink", self.superlink_command(), self.work / "logs" / "superlink.log", self.work
-        )
+        command = self._record(self.superlink_command())
+        self.group.start("superlink", command, self.work / "logs" / "superlink.log", self.work)
         context = ssl.create_default_context(cafile=str(self.tls.ca)) if self.tls else None
         scheme = "https" if self.tls else "http"
         deadline = time.monotonic() + STARTUP_S
@@ -175,7 +181,7 @@ class Deployment:
             private, public = make_node_key(self.work / "keys", name)
             self.flwr("supernode", "register", str(public), SUPERLINK, "--name", name)
             cmd += ["--auth-supernode-private-key", str(private)]
-        self.group.start(name, cmd, self.work / "logs" / f"{name}.log", self.work)
+        self.group.start(name, self._record(cmd), self.work / "logs" / f"{name}.log", self.work)
 
     def stop(self) -> None:
         left = self.group.stop()
@@ -186,7 +192,9 @@ class Deployment:
     def flwr(self, *args: str, timeout: float = 180.0) -> str:
         """Run ``flwr ARGS --format json``; its output, or one line when it fails."""
         proc = subprocess.run(
-            [_exe("flwr"), *args, "--format", "json"],
+            self._record([_exe("flwr"), *args, "--format", "json"])
+            if args[0] != "ls"
+            else [_exe("flwr"), *args, "--format", "json"],
             cwd=self.work,
             env=self.group.env,
             capture_output=True,
