@@ -82,6 +82,10 @@ def _json_from(text: str) -> dict:
         raise FedunlearnError(f"the Flower CLI gave no JSON: {text.strip()[-300:]}") from None
 
 
+class CliTimeout(FedunlearnError):
+    """A Flower CLI call did not answer in time (a loaded machine, a busy SuperLink)."""
+
+
 class Deployment:
     """A SuperLink and its SuperNodes on 127.0.0.1, stopped by :meth:`stop` (or leaving a ``with``)."""
 
@@ -191,17 +195,19 @@ class Deployment:
     # ------------------------------------------------------------ the Flower CLI
     def flwr(self, *args: str, timeout: float = 180.0) -> str:
         """Run ``flwr ARGS --format json``; its output, or one line when it fails."""
-        proc = subprocess.run(
-            self._record([_exe("flwr"), *args, "--format", "json"])
-            if args[0] != "ls"
-            else [_exe("flwr"), *args, "--format", "json"],
-            cwd=self.work,
-            env=self.group.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        command = [_exe("flwr"), *args, "--format", "json"]
+        try:
+            proc = subprocess.run(
+                self._record(command) if args[0] != "ls" else command,
+                cwd=self.work,
+                env=self.group.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise CliTimeout(f"`flwr {args[0]}` did not answer within {timeout:g}s") from None
         if proc.returncode != 0:
             raise FedunlearnError(
                 f"`flwr {args[0]} {args[1] if len(args) > 1 else ''}` failed: "
@@ -219,7 +225,7 @@ class Deployment:
 
     def status(self, run_id: int) -> dict:
         """The SuperLink's record of the run (``flwr ls --run-id``): status, details, times."""
-        out = _json_from(self.flwr("ls", SUPERLINK, "--run-id", str(run_id), timeout=60))
+        out = _json_from(self.flwr("ls", SUPERLINK, "--run-id", str(run_id), timeout=120))
         for row in out.get("runs", []):
             if str(row.get("run-id")) == str(run_id):
                 return row
@@ -235,7 +241,10 @@ class Deployment:
                 raise FedunlearnError(
                     f"flower-superlink stopped during run {run_id}:\n{self.group.tail('superlink')}"
                 )
-            row = self.status(run_id)
+            try:
+                row = self.status(run_id)
+            except CliTimeout:  # the next poll asks again; --timeout bounds the whole wait
+                row = {"status": "unknown (the Flower CLI did not answer)"}
             if str(row.get("status", "")).startswith(FINISHED):
                 return row
             if deadline is not None and time.monotonic() > deadline:

@@ -117,7 +117,12 @@ def setup_sites(
     before round 1 (applied in round 0).
     """
     node_of: dict[int, int] = {}
-    answers = _setup_replies(grid, scenario, run_dir, abort)
+    try:
+        answers = _setup_replies(grid, scenario, run_dir, abort)
+    except FedunlearnError as exc:  # the run directory says why, for whoever follows the run
+        recorder.flush()
+        mark_stopped(run_dir, scenario, str(exc))
+        raise
     for node, info in sorted(answers.items(), key=lambda kv: kv[1].site):
         node_of[info.site] = node
         name = scenario.sites.site_name(info.site)
@@ -281,14 +286,9 @@ def run_federation(
     checkpoint = _begin(run_dir, scenario, recorder, resume)
     start_round = checkpoint.server_round if checkpoint is not None else 0
     ledger = ServerLedger(run_dir / SERVER_LEDGER)
-    try:
-        node_of = setup_sites(
-            grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort
-        )
-    except FedunlearnError as exc:  # the run directory says why, for whoever follows the run
-        recorder.flush()
-        mark_stopped(run_dir, scenario, str(exc))
-        raise
+    node_of = setup_sites(
+        grid, scenario, run_dir, recorder, ledger, record=checkpoint is None, abort=abort
+    )
     plan = FederationPlan(scenario, node_of, ledger)
     strategy = make_strategy(scenario, plan, recorder)
     evaluator = ServerEvaluator(scenario, recorder, strategy, progress, run_dir)

@@ -132,9 +132,7 @@ class DeletionAware:
             else:
                 messages.append(Message(content, self.plan.node_of[s], TRAIN))
         self._unlearning = deleting
-        self._sent = {self.plan.node_of[s] for s in trainers} | {
-            self.plan.node_of[s] for s in deleting
-        }
+        self._sent = {self.plan.node_of[s] for s in [*trainers, *deleting]}
         for site, rids in deleting.items():
             cfg = with_requests(content[cfg_key], rids)
             messages.append(
@@ -248,6 +246,11 @@ class DeletionAware:
         nodes = getattr(self, "_sent", set()) - answered
         return sorted(self.plan.site_of(n) for n in nodes)
 
+    def _evaluate_failure(self, server_round: int, site: str, reason: str) -> None:
+        self.recorder.event(
+            "site-failure", server_round, site=site, phase="evaluate", reason=reason
+        )
+
     def _no_reply(self) -> str:
         return (
             f"no reply within {self.plan.scenario.deployment.round_timeout_s:g}s "
@@ -314,22 +317,10 @@ class DeletionAware:
         confusions: list[Confusion] = []
         replies = self._in_site_order(replies)
         for site in self._silent(replies):
-            self.recorder.event(
-                "site-failure",
-                server_round,
-                site=self.plan.name(site),
-                phase="evaluate",
-                reason=self._no_reply(),
-            )
+            self._evaluate_failure(server_round, self.plan.name(site), self._no_reply())
         for msg in replies:
             if msg.has_error():
-                self.recorder.event(
-                    "site-failure",
-                    server_round,
-                    site=self._site_name(msg),
-                    phase="evaluate",
-                    reason=_gist(msg.error.reason),
-                )
+                self._evaluate_failure(server_round, self._site_name(msg), _gist(msg.error.reason))
                 continue
             reply = EvaluateReply.from_content(msg.content)
             confusions.append(reply.confusion)

@@ -80,7 +80,9 @@ def main() -> None:
     )
     if args.runs:
         dep, sim = (round_seconds(Path(r)) for r in args.runs)
-        both = dep.join(sim, lsuffix="_deployed", rsuffix="_simulated")
+        both = dep.merge(
+            sim, left_index=True, right_index=True, suffixes=("_deployed", "_simulated")
+        )
         print(both.round(2).to_string())
         extra = (dep - sim).mean()
         print(
