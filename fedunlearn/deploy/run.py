@@ -38,15 +38,19 @@ def default_work_dir(run_dir: Path) -> Path:
 
 
 class _EventTail:
-    """Prints the run's new events (events.jsonl) as they land, one line each."""
+    """Prints the run's new events (events.jsonl) as they land, one line each (not those of an earlier
+    attempt: a resumed run starts from the lines already there, or from fewer once it rolls them back)."""
 
     def __init__(self, run_dir: Path, progress: Progress) -> None:
-        self.path, self.progress, self.seen = run_dir / "events.jsonl", progress, 0
+        self.path, self.progress = run_dir / "events.jsonl", progress
+        self.seen = len(self._lines())
+
+    def _lines(self) -> list[str]:
+        return self.path.read_text(encoding="utf-8").splitlines() if self.path.is_file() else []
 
     def __call__(self) -> None:
-        if not self.path.is_file():
-            return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        lines = self._lines()
+        self.seen = min(self.seen, len(lines))
         for line in lines[self.seen :]:
             try:
                 ev = json.loads(line)
@@ -101,9 +105,9 @@ def deploy(
             f"SuperLink 127.0.0.1:{dep.port} ({mode}{', node auth' if options.auth else ''}), "
             f"{scenario.sites.count} SuperNodes; logs in {work / 'logs'}"
         )
+        tail = _EventTail(run_dir, progress)
         run_id = dep.submit(run_config)
         progress(f"run {run_id} submitted; run directory {run_dir}")
-        tail = _EventTail(run_dir, progress)
         row = dep.follow(run_id, on_poll=tail)
         tail()
     manifest = read_manifest(run_dir) or {}
