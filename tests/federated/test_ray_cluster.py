@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -69,3 +70,4 @@ def test_a_scenario_runs_on_a_two_node_ray_cluster(
             ray.shutdown()
         cluster.shutdown()
         os.environ.pop("RAY_ADDRESS", None)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
