@@ -14,8 +14,13 @@ Message types:
 - ``query.verify`` (the risk guard): forget-set metrics of the sent model for
   the listed requests, after a recovery.
 
+Which site a node is, where its data and its private state live, come from
+its node config (:mod:`fedunlearn.federated.nodes`); a node whose config is bad
+answers the setup query with the problem, and the server stops in one line.
+
 The rows a request withdraws are committed to the site's own ledger
-(``sites/<site>/ledger.sqlite``) before the site does anything else with the
+(``<state-dir>/<run>/<site>/ledger.sqlite``; ``sites/<site>/`` of the run
+directory in simulation) before the site does anything else with the
 message, so from then on they are out of every training pool, whether the
 unlearning pass finishes, fails, or the whole process is killed. Forget rows
 never leave the site: replies hold weights, counts and aggregates.
@@ -38,8 +43,10 @@ from flwr.clientapp import ClientApp
 
 from fedunlearn.engine import resolve_device
 from fedunlearn.engine.device import prepare_model
+from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated import site as S
 from fedunlearn.federated.ledger import SiteLedger
+from fedunlearn.federated.nodes import NodeSetup, describe, resolve_node
 from fedunlearn.federated.protocol import (
     ARRAYS,
     CONFIG,
@@ -69,8 +76,14 @@ _STATE = "fedunlearn"
 
 
 @functools.lru_cache(maxsize=8)
-def _scenario(text: str) -> Scenario:
-    return scenario_from_mapping(json.loads(text), "scenario sent by the server")
+def _scenario(text: str, data_root: str | None = None) -> Scenario:
+    """The server's scenario, reading the data from this node's own ``data-root`` when it has one."""
+    scenario = scenario_from_mapping(json.loads(text), "scenario sent by the server")
+    if data_root is None:
+        return scenario
+    return scenario.model_copy(
+        update={"data": scenario.data.model_copy(update={"root": data_root})}
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -85,7 +98,7 @@ class _Site:
     def __init__(self, context: Context) -> None:
         cfg = context.state[_STATE]
         self.context = context
-        self.scenario = _scenario(str(cfg["scenario"]))
+        self.scenario = _scenario(str(cfg["scenario"]), str(cfg.get("data-root", "")) or None)
         self.site = int(cfg["site"])
         self.dir = Path(str(cfg["site-dir"]))
         self.ledger = SiteLedger(self.dir / "ledger.sqlite")
@@ -124,18 +137,36 @@ class _Site:
 @app.query("setup")
 def setup(msg: Message, context: Context) -> Message:
     query = SetupQuery.from_record(msg.content[CONFIG])
-    scenario = _scenario(query.scenario_json)
-    site = int(context.node_config["partition-id"])
-    site_dir = Path(query.run_dir) / "sites" / scenario.sites.site_name(site)
+    given = describe(context.node_config)
+    try:
+        node = resolve_node(
+            context.node_config, _scenario(query.scenario_json), not query.shared_fs
+        )
+        reply = _set_up(context, query, node, given)
+    except FedunlearnError as exc:  # a bad node config or missing data: the server reports it
+        reply = SetupReply(-1, 0, 0, 0, 0.0, node_config=given, problem=str(exc))
+    return Message(RecordDict({SITE_RECORD: reply.to_record()}), reply_to=msg)
+
+
+def _set_up(context: Context, query: SetupQuery, node: NodeSetup, given: str) -> SetupReply:
+    """Remember the site in ``context.state``, open its ledger, and report its sizes."""
+    scenario = _scenario(query.scenario_json, node.data_root)
+    site = node.site
     context.state[_STATE] = ConfigRecord(
-        {"scenario": query.scenario_json, "site": site, "site-dir": str(site_dir)}
+        {
+            "scenario": query.scenario_json,
+            "site": site,
+            "site-dir": str(node.site_dir(scenario, query.run_dir)),
+            "data-root": node.data_root or "",
+        }
     )
     s = _Site(context)
     _, removed = S.initial_pool(scenario, site)  # Federated Retrain: forget sets gone from round 1
     initial = {rid: s.ledger.withdraw(rid, rows, 0) for rid, rows in removed.items()}
     shards = S.site_shards(scenario, site)
-    labels = S.scenario_dataset(scenario, quiet=True).train.labels[shards.train_rows]
-    reply = SetupReply(
+    data = S.scenario_dataset(scenario, quiet=True)
+    labels = data.train.labels[shards.train_rows]
+    return SetupReply(
         site=site,
         train_size=len(shards.train_rows),
         pool_size=len(s.pool()),
@@ -143,8 +174,9 @@ def setup(msg: Message, context: Context) -> Message:
         prevalence=float(labels.float().mean()) if len(labels) else 0.0,
         initial_ids=tuple(initial),
         initial_counts=tuple(len(rows) for rows in initial.values()),
+        node_config=given,
+        data_md5=data.provenance.md5 or "",
     )
-    return Message(RecordDict({SITE_RECORD: reply.to_record()}), reply_to=msg)
 
 
 def _train_reply(

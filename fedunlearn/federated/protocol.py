@@ -78,22 +78,32 @@ def _is_number(value: Any) -> bool:
 # ----------------------------------------------------------------------------- setup
 @dataclass(frozen=True)
 class SetupQuery:
-    """``query.setup``: the scenario as JSON text, and the run directory the site keeps its files under."""
+    """``query.setup``: the scenario as JSON text, the server's run directory, and whether the sites share the
+    server's filesystem (the simulation engine: a site without ``state-dir`` keeps its files under the run
+    directory; in a deployment every site must name its own ``state-dir``)."""
 
     scenario_json: str
     run_dir: str
+    shared_fs: bool = True
 
     def to_record(self) -> ConfigRecord:
-        return ConfigRecord({SCENARIO: self.scenario_json, RUN_DIR: self.run_dir})
+        return ConfigRecord(
+            {SCENARIO: self.scenario_json, RUN_DIR: self.run_dir, "shared-fs": self.shared_fs}
+        )
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> SetupQuery:
-        return cls(str(record[SCENARIO]), str(record[RUN_DIR]))
+        return cls(str(record[SCENARIO]), str(record[RUN_DIR]), bool(record.get("shared-fs", True)))
 
 
 @dataclass(frozen=True)
 class SetupReply:
-    """A site's answer to ``query.setup``: who it is, its sizes, and the forget sets it removed before round 1."""
+    """A site's answer to ``query.setup``: who it is, its sizes, and the forget sets it removed before round 1.
+
+    ``node_config`` is the node's config as given (for the server's messages); ``problem`` is why the node
+    could not set up (``site`` is then -1); ``data_md5`` is the MD5 of the data file it read ("" for
+    synthetic data).
+    """
 
     site: int
     train_size: int
@@ -102,6 +112,9 @@ class SetupReply:
     prevalence: float
     initial_ids: tuple[int, ...] = ()
     initial_counts: tuple[int, ...] = ()
+    node_config: str = ""
+    problem: str = ""
+    data_md5: str = ""
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord(
@@ -113,6 +126,9 @@ class SetupReply:
                 "prevalence": self.prevalence,
                 "initial-ids": list(self.initial_ids),
                 "initial-counts": list(self.initial_counts),
+                "node-config": self.node_config,
+                "problem": self.problem,
+                "data-md5": self.data_md5,
             }
         )
 
@@ -126,6 +142,9 @@ class SetupReply:
             record["prevalence"],
             _ints(record["initial-ids"]),
             _ints(record["initial-counts"]),
+            str(record.get("node-config", "")),
+            str(record.get("problem", "")),
+            str(record.get("data-md5", "")),
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from flwr.superlink.grid import InMemoryGrid
 from safetensors.torch import save_file
 
 from fedunlearn.engine import resolve_device
@@ -35,6 +36,7 @@ from fedunlearn.federated.ledger import (
     ServerLedger,
     remove_ledger_files,
 )
+from fedunlearn.federated.nodes import Claim, check_claims
 from fedunlearn.federated.plan import FederationPlan
 from fedunlearn.federated.plot import risk_figure
 from fedunlearn.federated.protocol import CONFIG, SETUP, SITE_RECORD, SetupQuery, SetupReply
@@ -58,11 +60,9 @@ from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
 from fedunlearn.seeding import stream_seed
 
-NODE_WAIT_S = 300.0
-
 
 def wait_for_nodes(
-    grid: Grid, n: int, timeout: float = NODE_WAIT_S, abort: threading.Event | None = None
+    grid: Grid, n: int, timeout: float, abort: threading.Event | None = None
 ) -> list[int]:
     """Nodes register asynchronously: wait until ``n`` are connected (or ``abort`` is set: the engine died)."""
     deadline = time.monotonic() + timeout
@@ -71,11 +71,47 @@ def wait_for_nodes(
             raise FedunlearnError("the simulation engine stopped before the hospitals connected")
         if time.monotonic() > deadline:
             raise FedunlearnError(
-                f"only {len(nodes)} of {n} hospital nodes connected within {timeout:.0f}s; "
-                "check that the federation starts one SuperNode per site"
+                f"only {len(nodes)} of {n} hospital nodes connected within {timeout:g}s "
+                "(deployment.node_wait_s); check that the federation starts one SuperNode per site"
             )
         time.sleep(0.2)
     return nodes
+
+
+def shares_filesystem(grid: Grid) -> bool:
+    """Whether the sites run beside the server (the simulation engine's in-memory grid)."""
+    return isinstance(getattr(grid, "inner", grid), InMemoryGrid)
+
+
+def _setup_replies(
+    grid: Grid, scenario: Scenario, run_dir: Path, abort: threading.Event | None
+) -> dict[int, SetupReply]:
+    """Node id -> its answer to the setup query; one line for a node that failed or did not answer."""
+    d = scenario.deployment
+    nodes = wait_for_nodes(grid, scenario.sites.count, d.node_wait_s, abort=abort)
+    query = SetupQuery(
+        json.dumps(scenario.model_dump(mode="json")), str(run_dir), shares_filesystem(grid)
+    )
+    messages = [Message(RecordDict({CONFIG: query.to_record()}), n, SETUP) for n in nodes]
+    answers: dict[int, SetupReply] = {}
+    for reply in grid.send_and_receive(messages, timeout=d.setup_timeout_s):
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            raise FedunlearnError(
+                f"hospital node {node} failed its setup: {reply.error.reason.strip()[-300:]}"
+            )
+        answers[node] = SetupReply.from_record(reply.content[SITE_RECORD])
+    if silent := sorted(set(nodes) - set(answers)):
+        raise FedunlearnError(
+            f"hospital node(s) {', '.join(map(str, silent))} gave no setup answer within "
+            f"{d.setup_timeout_s:g}s (deployment.setup_timeout_s); check their SuperNodes' logs "
+            "or raise the timeout"
+        )
+    claims = [
+        Claim(node, a.site, a.node_config, a.problem, a.data_md5) for node, a in answers.items()
+    ]
+    check_claims(claims, scenario, scenario_dataset(scenario).provenance.md5 or "")
+    return answers
 
 
 def setup_sites(
@@ -87,23 +123,22 @@ def setup_sites(
     record: bool = True,
     abort: threading.Event | None = None,
 ) -> dict[int, int]:
-    """Send the scenario to every node; each answers with its partition id. Returns site -> node id.
+    """Send the scenario to every node; each answers with the site its node config claims. Returns site ->
+    node id, once every claim is checked (:func:`fedunlearn.federated.nodes.check_claims`).
 
     ``record``: log the sites' sizes (round 0); a resumed run has them already.
     Under Federated Retrain the ledger gets the forget sets the sites removed
     before round 1 (applied in round 0).
     """
-    nodes = wait_for_nodes(grid, scenario.sites.count, abort=abort)
-    cfg = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(run_dir)).to_record()
-    replies = list(
-        grid.send_and_receive([Message(RecordDict({CONFIG: cfg}), n, SETUP) for n in nodes])
-    )
     node_of: dict[int, int] = {}
-    for reply in replies:
-        if reply.has_error():
-            raise FedunlearnError(f"a hospital failed its setup: {reply.error.reason}")
-        info = SetupReply.from_record(reply.content[SITE_RECORD])
-        node_of[info.site] = reply.metadata.src_node_id
+    try:
+        answers = _setup_replies(grid, scenario, run_dir, abort)
+    except FedunlearnError as exc:  # the run directory says why, for whoever follows the run
+        recorder.flush()
+        mark_stopped(run_dir, scenario, str(exc))
+        raise
+    for node, info in sorted(answers.items(), key=lambda kv: kv[1].site):
+        node_of[info.site] = node
         name = scenario.sites.site_name(info.site)
         if record:
             recorder.metrics(
@@ -121,11 +156,6 @@ def setup_sites(
             req = scenario.effective_requests[rid]
             ledger.request(rid, name, req.round, req.fraction, req.mode)
             ledger.applied(rid, 0, "retrain", {}, sample_count=count)
-    missing = sorted(set(range(scenario.sites.count)) - set(node_of))
-    if missing:
-        raise FedunlearnError(
-            f"no node answered for site(s) {missing}; the federation must have one node per site"
-        )
     return node_of
 
 
@@ -306,6 +336,7 @@ def run_federation(
             num_rounds=last - start_round,
             train_config=ConfigRecord({"lr": scenario.training.lr}),
             evaluate_fn=evaluator,
+            timeout=scenario.deployment.round_timeout_s,
         )
     except FederationStopped as stop:
         recorder.flush()

@@ -16,6 +16,10 @@ customises the hooks, never the loop:
 - with ``deletion.guard`` on, an erasure round's model goes through the risk
   guard (:class:`~fedunlearn.federated.guard.RiskGuard`) before it is adopted.
 
+A site that sends no reply before ``deployment.round_timeout_s`` (its node
+died mid-round) is handled like a failed one: a ``site-failure`` event, its
+requests left pending.
+
 Every request goes through the server's :class:`~fedunlearn.federated.ledger.ServerLedger`
 (``pending -> applied -> verified``). A failed unlearning pass leaves it pending:
 the policy sends it again in the next round it acts, until the site answers.
@@ -133,6 +137,7 @@ class DeletionAware:
             else:
                 messages.append(Message(content, self.plan.node_of[s], TRAIN))
         self._unlearning = deleting
+        self._sent = {self.plan.node_of[s] for s in [*trainers, *deleting]}
         for site, rids in deleting.items():
             cfg = with_requests(content[cfg_key], rids)
             messages.append(
@@ -159,11 +164,13 @@ class DeletionAware:
         # Replies arrive in whatever order the actors finish; floating-point sums are not associative,
         # so aggregate in site order to make a run reproducible bit for bit.
         replies = self._in_site_order(replies)
+        for site in self._silent(replies):
+            self._train_failure(server_round, site, self._no_reply())
         unlearned: list[Message] = []
         passes: list[UnlearnInfo] = []
         for msg in replies:
             if msg.has_error():
-                self._train_failure(server_round, msg)
+                self._train_failure(server_round, self._site_of(msg), _gist(msg.error.reason))
                 continue
             if is_unlearn_reply(msg.content[INFO]):  # recorded once, under phase "unlearn"
                 unlearned.append(msg)
@@ -241,18 +248,14 @@ class DeletionAware:
         if hasattr(self, "m_t"):
             self.m_t = self.v_t = None
 
-    def _train_failure(self, server_round: int, msg: Message) -> None:
+    def _train_failure(self, server_round: int, site: int | None, reason: str) -> None:
         """A site failed its train or unlearn message: log it; its requests stay pending, to be retried."""
-        reason = _gist(msg.error.reason)
-        try:
-            site: int | None = self.plan.site_of(msg.metadata.src_node_id)
-        except KeyError:
-            site = None
+        name = self.plan.name(site) if site is not None else "unknown node"
         rids = self._unlearning.get(site, []) if site is not None else []
         self.recorder.event(
             "site-failure",
             server_round,
-            site=self._site_name(msg),
+            site=name,
             phase="unlearn" if rids else "train",
             reason=reason,
         )
@@ -262,11 +265,34 @@ class DeletionAware:
             self.recorder.event(
                 "deletion-failed",
                 server_round,
-                site=self._site_name(msg),
+                site=name,
                 requests=rids,
                 retry="the requests stay pending and are sent again in the next round the policy "
                 "acts; the site keeps their rows out of training",
             )
+
+    def _site_of(self, msg: Message) -> int | None:
+        try:
+            return self.plan.site_of(msg.metadata.src_node_id)
+        except KeyError:
+            return None
+
+    def _silent(self, replies: Iterable[Message]) -> list[int]:
+        """The sites sent a message this round that did not reply at all (timed out), in site order."""
+        answered = {m.metadata.src_node_id for m in replies}
+        nodes = getattr(self, "_sent", set()) - answered
+        return sorted(self.plan.site_of(n) for n in nodes)
+
+    def _evaluate_failure(self, server_round: int, site: str, reason: str) -> None:
+        self.recorder.event(
+            "site-failure", server_round, site=site, phase="evaluate", reason=reason
+        )
+
+    def _no_reply(self) -> str:
+        return (
+            f"no reply within {self.plan.scenario.deployment.round_timeout_s:g}s "
+            "(deployment.round_timeout_s): the node is gone or too slow"
+        )
 
     def _record_unlearn(self, server_round: int, info: UnlearnInfo) -> None:
         rids = list(info.request_ids)
@@ -317,6 +343,7 @@ class DeletionAware:
         if not base:
             return []
         # Every site evaluates every round, so per-site risk exists for all of them.
+        self._sent = set(self.plan.node_of.values())
         return [Message(base[0].content, node, EVALUATE) for node in self.plan.node_of.values()]
 
     def aggregate_evaluate(
@@ -325,15 +352,12 @@ class DeletionAware:
         server_round += self.round_offset
         costs = self._costs()
         confusions: list[Confusion] = []
-        for msg in self._in_site_order(replies):
+        replies = self._in_site_order(replies)
+        for site in self._silent(replies):
+            self._evaluate_failure(server_round, self.plan.name(site), self._no_reply())
+        for msg in replies:
             if msg.has_error():
-                self.recorder.event(
-                    "site-failure",
-                    server_round,
-                    site=self._site_name(msg),
-                    phase="evaluate",
-                    reason=_gist(msg.error.reason),
-                )
+                self._evaluate_failure(server_round, self._site_name(msg), _gist(msg.error.reason))
                 continue
             reply = EvaluateReply.from_content(msg.content)
             confusions.append(reply.confusion)

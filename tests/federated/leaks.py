@@ -29,10 +29,12 @@ _WINDOW = 3
 _IMAGE_PROBE = 64  # bytes from the middle of each forgotten image
 
 
-def forget_sets(run_dir: Path) -> dict[str, set[int]]:
-    """``site/rN`` -> the rows request N withdrew, from every site ledger of the run."""
+def forget_sets(run_dir: Path, ledgers: list[Path] | None = None) -> dict[str, set[int]]:
+    """``site/rN`` -> the rows request N withdrew, from every site ledger of the run (``ledgers``: the sites'
+    ledgers where they live outside the run directory, in a deployment's state-dirs)."""
     out = {}
-    for path in sorted((run_dir / "sites").glob("*/ledger.sqlite")):
+    paths = ledgers if ledgers is not None else (run_dir / "sites").glob("*/ledger.sqlite")
+    for path in sorted(paths):
         for rid, rows in SiteLedger(path).withdrawn().items():
             out[f"{path.parent.name}/r{rid}"] = {int(r) for r in rows.tolist()}
     return out
@@ -63,10 +65,10 @@ def _id_leak(tokens: list[int], ids: set[int]) -> str | None:
     return None
 
 
-def scan_run_dir(run_dir: Path, scenario: Scenario) -> list[str]:
+def scan_run_dir(run_dir: Path, scenario: Scenario, ledgers: list[Path] | None = None) -> list[str]:
     """Every leak found, as ``path: what``; ``[]`` when the run directory is clean."""
     run_dir = Path(run_dir)
-    sets = forget_sets(run_dir)
+    sets = forget_sets(run_dir, ledgers)
     if not sets:
         raise AssertionError(f"{run_dir} has no site ledger with forget ids: nothing to scan for")
     images = scenario_dataset(scenario).train.images

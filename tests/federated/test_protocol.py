@@ -15,8 +15,12 @@ from fedunlearn.metrics import Confusion
 
 
 def test_setup_query_and_reply_round_trip() -> None:
-    query = P.SetupQuery('{"name": "x"}', "/runs/x")
-    assert dict(query.to_record()) == {"scenario": '{"name": "x"}', "run-dir": "/runs/x"}
+    query = P.SetupQuery('{"name": "x"}', "/runs/x", shared_fs=False)
+    assert dict(query.to_record()) == {
+        "scenario": '{"name": "x"}',
+        "run-dir": "/runs/x",
+        "shared-fs": False,
+    }
     assert P.SetupQuery.from_record(query.to_record()) == query
     reply = P.SetupReply(
         site=2,
@@ -26,6 +30,8 @@ def test_setup_query_and_reply_round_trip() -> None:
         prevalence=0.25,
         initial_ids=(0, 3),
         initial_counts=(5, 7),
+        node_config='site="site-2" state-dir="/h/state"',
+        data_md5="abc",
     )
     record = reply.to_record()
     assert list(record) == [
@@ -36,6 +42,9 @@ def test_setup_query_and_reply_round_trip() -> None:
         "prevalence",
         "initial-ids",
         "initial-counts",
+        "node-config",
+        "problem",
+        "data-md5",
     ]
     assert P.SetupReply.from_record(record) == reply
     assert P.SetupReply.from_record(P.SetupReply(0, 1, 1, 1, 0.0).to_record()).initial_ids == ()

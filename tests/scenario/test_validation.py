@@ -43,7 +43,7 @@ BAD = [
     (
         {"trainig": {}},
         "trainig: unknown key 'trainig'; allowed keys at the top level: name, seed, model, device, data, "
-        "sites, training, deletion, evaluation, ray, failures; did you mean 'training'?",
+        "sites, training, deletion, evaluation, ray, failures, deployment; did you mean 'training'?",
     ),
     (
         {"training": 5},

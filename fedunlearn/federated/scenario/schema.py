@@ -21,6 +21,7 @@ from fedunlearn.federated.scenario.deletion import CONTROL, DeletionSection, For
 from fedunlearn.federated.scenario.errors import allowed_extra, bad
 from fedunlearn.federated.scenario.sections import (
     DataSection,
+    DeploymentSection,
     EvaluationSection,
     FailuresSection,
     RaySection,
@@ -61,6 +62,9 @@ class Scenario(_Model):
     evaluation: EvaluationSection = Field(EvaluationSection(), description="clinical scoring")
     ray: RaySection = Field(RaySection(), description="Ray resources")
     failures: FailuresSection = Field(FailuresSection(), description="simulated site failures")
+    deployment: DeploymentSection = Field(
+        DeploymentSection(), description="how long the server waits for the hospitals"
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,4 +1,4 @@
-"""The sections of a scenario: data, sites, training, deletion, evaluation, Ray, failures.
+"""The sections of a scenario: data, sites, training, deletion, evaluation, Ray, failures, deployment.
 
 Each section is a frozen pydantic model that forbids unknown keys; every field
 carries the description and allowed values that ``configs/README.md`` shows.
@@ -324,4 +324,26 @@ class FailuresSection(_Model):
         ge=1,
         description="the run stops, resumable, when fewer sites than this answer a "
         "round's evaluation (<= sites.count)",
+    )
+
+
+class DeploymentSection(_Model):
+    """How long the server waits for the hospitals (Flower's Deployment Engine, and the simulation alike).
+
+    A site that has not answered a round's message when ``round_timeout_s`` runs
+    out is handled like a dropout: it is logged as a failure, its requests stay
+    pending, and ``failures.min_sites`` decides whether the run goes on.
+    """
+
+    node_wait_s: float = Field(
+        300.0, gt=0, description="seconds to wait for every hospital's SuperNode to connect"
+    )
+    setup_timeout_s: float = Field(
+        600.0, gt=0, description="seconds to wait for every hospital's answer to the setup query"
+    )
+    round_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="seconds to wait for the replies of one round's train or evaluate messages; "
+        "a site still silent then counts as dropped out of the round",
     )
