@@ -14,6 +14,8 @@ import pytest
 
 from fedunlearn.cli import main
 
+pytestmark = pytest.mark.slow  # make test-all; CI runs make test
+
 SHARED_DERMA = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dermamnist_28_jpeg.npz"
 )

@@ -18,6 +18,8 @@ import pytest
 
 from tests.federated.conftest import small_scenario
 
+pytestmark = pytest.mark.slow  # make test-all; CI runs make test
+
 ray = pytest.importorskip("ray")
 
 

@@ -2,7 +2,7 @@
 
 One scenario (3 sites, 5 rounds, FedAvg, ``aggregate``) has a scheduled crash
 of site-1 during its unlearning pass in round 2 and a seeded dropout (site-2
-misses round 2, site-1 round 4). It is run once uninterrupted, and once killed
+misses rounds 2 and 4). It is run once uninterrupted, and once killed
 with SIGKILL twice (before its first checkpoint, then right after round 2's)
 and resumed each time; both must end with the same metrics, model, ledger and
 events.
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SCENARIO = small_scenario(
-    seed=5,
+    seed=242,  # its seeded dropout (the `dropout` stream) misses neither request's site
     training={"rounds": 5, "local_epochs": 2, "lr": 0.1},
     deletion={
         "integration": "aggregate",
@@ -48,7 +48,7 @@ SCENARIO = small_scenario(
     },
     failures={"dropout": 0.15, "crashes": [{"site": 1, "round": 2, "phase": "unlearn"}]},
 )
-DROPPED = {(2, 2), (4, 1)}  # (round, site) the seeded dropout draws (checked below)
+DROPPED = {(2, 2), (4, 2)}  # (round, site) the seeded dropout draws (checked below)
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_key_paths_follow_the_schema_with_list_indices() -> None:
         (
             "deltion.method=rl,ga",
             "--grid deltion.method=rl,ga: unknown key 'deltion' in the top level; allowed keys there: name, seed, model, "
-            "device, data, sites, training, deletion, evaluation, ray, failures; did you mean 'deletion'?",
+            "device, data, sites, training, deletion, evaluation, ray, failures, deployment; did you mean 'deletion'?",
         ),
         (
             "training.rounds.x=1",

@@ -1,0 +1,79 @@
+"""Paired effects of a sweep's method arm at one chosen round, against its control and Retrain arms.
+
+    python simulations/round_effects.py runs/readme/unreliable --round 6 --metrics fnr risk_2 bac auc
+
+A sweep's ``summary.csv`` reports the final round and the first evaluation at
+or after the first request. When the erasure lands later (a crashed pass
+retried, a batched policy), the round it was applied is the one to read: this
+script pairs each method run with the control (``deletion.method=none``) and
+Retrain runs of the same seed, at ``--round``, on the global test metrics, and
+prints mean ± std of the method and the mean paired difference with its 95 %
+percentile bootstrap interval (the same ``paired_ci`` the sweep uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import fedunlearn as fu
+from fedunlearn.reports.paired import format_difference, paired_ci
+
+
+def _global(run_dir: Path, server_round: int, metric: str) -> float:
+    m = fu.RunResult(run_dir).metrics
+    rows = m[
+        (m["site"] == "global")
+        & (m["phase"] == "test")
+        & (m["metric"] == metric)
+        & (m["round"] == server_round)
+    ]
+    return float(rows["value"].iloc[0]) if len(rows) else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweep", type=Path, help="a finished sweep directory (holds sweep.json)")
+    p.add_argument("--round", type=int, required=True, help="the round to compare the arms at")
+    p.add_argument("--metrics", nargs="+", default=["fnr", "risk_2", "bac", "auc"])
+    args = p.parse_args(argv)
+    try:
+        plan = json.loads((args.sweep / "sweep.json").read_text())
+    except (OSError, ValueError) as exc:
+        print(
+            f"round_effects: cannot read {args.sweep / 'sweep.json'} ({exc}); pass a sweep directory"
+        )
+        return 2
+    arms: dict[str, dict[int, Path]] = {}
+    for point in plan["points"]:
+        a = point["assignments"]
+        method = a.get("deletion.method", "method")
+        arms.setdefault(method, {})[int(a["seed"])] = args.sweep / point["run_dir"]
+    refs = {"none": "control", "retrain": "Retrain"}
+    print("| method | metric | mean ± std | Δ vs control [95% CI] | Δ vs Retrain [95% CI] |")
+    print("|---|---|---|---|---|")
+    for method, runs in arms.items():
+        if method in refs:
+            continue
+        for metric in args.metrics:
+            values = {s: _global(d, args.round, metric) for s, d in runs.items()}
+            cells = []
+            for ref in refs:
+                other = arms.get(ref, {})
+                diffs = [
+                    values[s] - _global(other[s], args.round, metric) for s in values if s in other
+                ]
+                cells.append(format_difference(paired_ci(np.array(diffs))) if diffs else "n/a")
+            v = np.array(list(values.values()))
+            print(
+                f"| {method} | {metric} | {v.mean():.3f} ± {v.std(ddof=1):.3f} | {cells[0]} | {cells[1]} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
