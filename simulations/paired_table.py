@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fedunlearn.reports.contrasts import SUMMARY_COLUMNS
 from fedunlearn.study.summary import to_markdown
 
 
@@ -37,28 +38,7 @@ def table(
         _m=rows["metric"].map(order), _a=rows["at"].map({a: i for i, a in enumerate(moments)})
     )
     rows = rows.sort_values(["_a", "_m"], kind="stable")
-    keys = [
-        c
-        for c in summary.columns
-        if c
-        not in (
-            "method",
-            "metric",
-            "at",
-            "round",
-            "mean",
-            "std",
-            "delta_vs_control",
-            "ci_low",
-            "ci_high",
-            "delta_vs_retrain",
-            "ci_low_retrain",
-            "ci_high_retrain",
-            "n_seeds",
-            "verdict_vs_control",
-            "verdict_vs_retrain",
-        )
-    ]
+    keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
     out = pd.DataFrame(
         {
             **{k: rows[k] for k in keys},

@@ -20,36 +20,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from sweep_script import REPO, common_arguments, run_overrides, sweep_and_summarise
+
 import fedunlearn as fu
 
-REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "configs" / "batched-vs-immediate.yaml"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("data_root", metavar="DATA_ROOT", help="folder holding dermamnist.npz")
-    p.add_argument(
-        "out",
-        metavar="OUT",
-        nargs="?",
-        type=Path,
-        default=REPO / "runs/whatif-batched",
-        help="sweep folder (default: runs/whatif-batched of the repository)",
-    )
-    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0,1,2,3,4)")
+    p = common_arguments(__doc__, "runs/whatif-batched")
     p.add_argument(
         "--policies",
         default="immediate,batched",
         help="comma-separated deletion policies (default immediate,batched; also: retrain)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key of every run, e.g. --set training.rounds=6 (repeatable)",
     )
     return p.parse_args(argv)
 
@@ -57,15 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     grid = [f"deletion.policy={args.policies}", f"seed={args.seeds}"]
-    overrides = [*args.overrides, f"data.root={Path(args.data_root).resolve()}"]
-    outcome = fu.sweep(SCENARIO, grid, args.out, overrides=overrides)
-    if outcome.failed:
-        raise fu.FedunlearnError(
-            f"{len(outcome.failed)} run(s) failed: {'; '.join(outcome.failed)}; "
-            f"logs in {args.out / 'logs'}; rerun to retry only those"
-        )
-    if outcome.summary is not None:
-        print((args.out / "summary.md").read_text())
+    sweep_and_summarise(SCENARIO, grid, args.out, run_overrides(args))
     print(fu.report([args.out], args.out / "report.html"))
     print(fu.report([args.out], args.out / "report" / "report.md"))
     return 0
