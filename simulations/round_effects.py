@@ -14,25 +14,28 @@ percentile bootstrap interval (the same ``paired_ci`` the sweep uses).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import fedunlearn as fu
 from fedunlearn.reports.paired import format_difference, paired_ci
 
 
-def _global(run_dir: Path, server_round: int, metric: str) -> float:
+@functools.cache
+def _global_test(run_dir: Path) -> pd.Series:
+    """A run's global test metrics, indexed by (round, metric); each run's table is read once."""
     m = fu.RunResult(run_dir).metrics
-    rows = m[
-        (m["site"] == "global")
-        & (m["phase"] == "test")
-        & (m["metric"] == metric)
-        & (m["round"] == server_round)
-    ]
-    return float(rows["value"].iloc[0]) if len(rows) else float("nan")
+    rows = m[(m["site"] == "global") & (m["phase"] == "test")]
+    return rows.set_index(["round", "metric"])["value"]
+
+
+def _global(run_dir: Path, server_round: int, metric: str) -> float:
+    return float(_global_test(run_dir).get((server_round, metric), float("nan")))
 
 
 def main(argv: list[str] | None = None) -> int:
