@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # a site's process writes no tables: it need not load pandas
+    import pandas as pd
 
 _PACKAGES = ("fedunlearn", "torch", "flwr", "ray", "numpy", "pandas", "medmnist", "scikit-learn")
 

@@ -61,6 +61,28 @@ class _EventTail:
             self.seen += 1
 
 
+class RunEnded:
+    """Whether the run directory says this attempt completed or stopped (the SuperLink still has the
+    last word): its manifest, rewritten since the run was submitted (a resumed run's old manifest may
+    still name the earlier stop)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "manifest.json"
+        self.before = self._stamp()
+
+    def _stamp(self) -> int | None:
+        return self.path.stat().st_mtime_ns if self.path.is_file() else None
+
+    def __call__(self) -> bool:
+        if self._stamp() == self.before:
+            return False
+        try:
+            manifest = read_manifest(self.path.parent) or {}
+        except ValueError:  # being written: look again next time
+            return False
+        return manifest.get("complete") is True or bool(manifest.get("stopped"))
+
+
 def deploy(
     scenario: Scenario,
     options: DeployOptions,
@@ -105,10 +127,10 @@ def deploy(
             f"SuperLink 127.0.0.1:{dep.port} ({mode}{', node auth' if options.auth else ''}), "
             f"{scenario.sites.count} SuperNodes; logs in {work / 'logs'}"
         )
-        tail = _EventTail(run_dir, progress)
+        tail, ended = _EventTail(run_dir, progress), RunEnded(run_dir)
         run_id = dep.submit(run_config)
         progress(f"run {run_id} submitted; run directory {run_dir}")
-        row = dep.follow(run_id, on_poll=tail)
+        row = dep.follow(run_id, on_poll=tail, ended=ended)
         tail()
     manifest = read_manifest(run_dir) or {}
     status = str(row.get("status"))

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 from flwr.app import ArrayRecord
 
@@ -35,6 +34,8 @@ from fedunlearn.registry import Registry
 from fedunlearn.seeding import numpy_rng, stream_seed
 
 if TYPE_CHECKING:  # annotations only: the scenario package imports this module for the policy names
+    import pandas as pd  # (and a site's process need not load pandas)
+
     from fedunlearn.federated.scenario import Scenario, StochasticRequests
 
 
@@ -197,4 +198,6 @@ def policy_cost(table: pd.DataFrame, phases: Iterable[str] = ("train", "unlearn"
                 "images": float(totals.get("images", 0.0)),
             }
         )
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["work", "seconds", "images"])

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = [
     "CLINICAL_METRICS",
@@ -398,6 +397,8 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.size:
         return math.nan
+    from sklearn.metrics import roc_auc_score  # lazy: a site's process need not pay for sklearn
+
     return float(roc_auc_score(y, s))
 
 
@@ -420,6 +421,8 @@ def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
     y, s = _labels_scores(labels, scores)
     if int(y.sum()) == 0:
         return math.nan
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(y, s))
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.svm import SVC
 
 from fedunlearn.metrics.clinical import _as_array
 
@@ -173,6 +172,8 @@ def mia_efficacy(
     non_members = np.sort(rng.choice(test.shape[0], size=n, replace=False))
     x = np.concatenate([retain[members], test[non_members]])
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+    from sklearn.svm import SVC  # lazy: only a deleting site pays for sklearn
+
     clf = SVC(C=3, gamma="auto", kernel="rbf")
     clf.fit(x, y)
     return float(100.0 * np.mean(clf.predict(forget) == 0))

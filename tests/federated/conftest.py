@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 
@@ -44,15 +43,3 @@ class Run:
     def audit(self, site: str) -> list[dict]:
         f = self.path / "sites" / site / "audit.jsonl"
         return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
-
-
-@pytest.fixture(scope="session")
-def run_scenario_dir(tmp_path_factory: pytest.TempPathFactory):
-    from fedunlearn.federated.simulation import run_scenario
-
-    def _run(scenario: Scenario, name: str) -> Run:
-        out = tmp_path_factory.mktemp("runs") / name
-        run_scenario(scenario, out, quiet=True)
-        return Run(out, scenario)
-
-    return _run

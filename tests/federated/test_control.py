@@ -1,4 +1,8 @@
-"""The counterfactual control arm (deletion.method: none) through the real Ray backend."""
+"""The counterfactual control arm (deletion.method: none) through the real Ray backend.
+
+The pair is the tiny scenario of tests/sweeps/test_prefix.py (2 sites, 4 rounds, a cosine schedule
+with a warm-up round, one request in round 4) under ``deletion.method=none`` and ``salun-cra``.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,18 @@ import torch
 
 from fedunlearn.federated import site as S
 from fedunlearn.federated.ledger import SiteLedger
-from tests.federated.conftest import Run, small_scenario
+from tests.federated.conftest import Run
+from tests.sweeps.tiny import REQUEST_ROUND, arm_points
 
-REQUEST_ROUND = 3
 _TIMING = {"seconds", "train_seconds", "evaluate_seconds", "server_eval_seconds"}
 
 
-def _scenario(method: str):
-    return small_scenario(
-        training={"rounds": 4, "lr_schedule": "cosine", "warmup_rounds": 1},
-        deletion={
-            "method": method,
-            "requests": [{"round": REQUEST_ROUND, "site": 1, "fraction": 0.3}],
-        },
-    )
-
-
 @pytest.fixture(scope="module")
-def pair(run_scenario_dir) -> tuple[Run, Run]:
-    return run_scenario_dir(_scenario("none"), "control"), run_scenario_dir(
-        _scenario("salun-cra"), "salun-cra"
-    )
+def pair(run_scenario_dir, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
+    """The control and SalUn-CRA points of tests/sweeps/test_prefix.py's sweep, as run alone there
+    (same worker: ``tiny-arms`` in tests/conftest.py), so those two runs are made once per session."""
+    points = arm_points(tmp_path_factory.mktemp("control"))
+    return tuple(run_scenario_dir(points[m].scenario, m) for m in ("none", "salun-cra"))
 
 
 def _rows(run: Run) -> pd.DataFrame:
@@ -90,7 +85,8 @@ def test_control_tracks_the_same_forget_set_with_counts(pair: tuple[Run, Run]) -
         )
         at = f[f["round"] == 4].set_index("metric")["value"]
         counts = at[["forget_tp", "forget_fp", "forget_tn", "forget_fn"]]
-        expected = round(0.3 * len(S.site_shards(run.scenario, 1).train_rows))
+        fraction = run.scenario.deletion.requests[0].fraction
+        expected = round(fraction * len(S.site_shards(run.scenario, 1).train_rows))
         assert counts.sum() == at["forget_count"] == expected
         tp, fp, tn, fn = counts
         bac = 0.5 * (tp / (tp + fn) + tn / (tn + fp))

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from fedunlearn.deploy import Deployment, DeployOptions, deploy
-from fedunlearn.deploy.run import project_dir
+from fedunlearn.deploy.run import RunEnded, project_dir
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.scenario import scenario_from_mapping, scenario_to_yaml
 from fedunlearn.progress import Progress
@@ -116,10 +116,11 @@ def test_a_misconfigured_supernode_stops_the_run_in_one_line(tmp_path: Path) -> 
             dep.start_superlink()
             dep.start_supernode("site-0", dep.node_config(0, "site-0"))
             dep.start_supernode("bad", bad)
+            ended = RunEnded(run_dir)
             run_id = dep.submit(
                 {"scenario": str(scenario_file), "run-dir": str(run_dir), "resume": "false"}
             )
-            row = dep.follow(run_id)
+            row = dep.follow(run_id, ended=ended)
     finally:
         assert dep.group.alive() == [] and _left_over(work) == []
     assert row["status"] == "finished:failed"

@@ -59,15 +59,10 @@ TRIPPING = small_scenario(
         },
     },
 )
-SMALL = {
-    "training": {"rounds": 2},
-    "deletion": {"requests": [{"round": 2, "site": 1, "fraction": 0.25}]},
-}
-PLAIN = small_scenario(**SMALL)
-QUIET_GUARD = small_scenario(
-    training=SMALL["training"],
-    deletion={**SMALL["deletion"], "guard": {"enabled": True, "tolerance": 1000}},
-)
+PLAIN = (
+    small_scenario()
+)  # the run of tests/federated/test_simulation.py (same worker: tests/conftest.py)
+QUIET_GUARD = small_scenario(deletion={"guard": {"enabled": True, "tolerance": 1000}})
 
 
 @pytest.fixture(scope="module")

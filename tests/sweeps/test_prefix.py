@@ -1,7 +1,7 @@
 """Shared prefixes: branched points equal the points run alone, Retrain never branches, a killed prefix resumes.
 
-One real sweep (2 sites, 4 rounds, one request in round 4, so the shared
-prefix is rounds 1-3) of the control arm and SalUn-CRA is killed with SIGKILL
+One real sweep (tests/sweeps/tiny.py: 2 sites, 4 rounds, one request in round 4, so
+the shared prefix is rounds 1-3) of the control arm and SalUn-CRA is killed with SIGKILL
 right after the prefix's first checkpoint, then run again; each point is also
 run alone from scratch, and the two must match bit for bit but for timings.
 Planning, branching and the job order are checked without Ray.
@@ -30,26 +30,15 @@ from fedunlearn.federated.branch import BRANCH_EVENT, branch_run_dir
 from fedunlearn.federated.checkpoint import latest_checkpoint, save_checkpoint
 from fedunlearn.federated.ledger import ServerLedger, SiteLedger
 from fedunlearn.federated.recorder import COLUMNS
-from fedunlearn.federated.simulation import run_scenario
 from fedunlearn.federated.transport import to_arrays
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
 from fedunlearn.sweep_jobs import Job, run_jobs
 from fedunlearn.sweep_prefix import prefix_of
 from fedunlearn.sweeps import SweepOutcome, SweepPlan, plan_sweep, run_sweep, shared_prefixes
+from tests.federated.conftest import Run
 from tests.federated.test_reliability import _kill_when
-
-TINY = """\
-name: tiny
-seed: 3
-data: {dataset: synthetic, synthetic: {n_train: 360, n_val: 90, n_test: 150}}
-sites: {count: 2}
-training: {rounds: 4, local_epochs: 1, batch_size: 32, lr: 0.05}
-deletion: {method: salun-cra, unlearn: {epochs: 1, batch_size: 32},
-           requests: [{round: 4, site: 1, fraction: 0.25}]}
-"""
-ARMS = "deletion.method=none,salun-cra"
-PREFIX_ROUND = 3
+from tests.sweeps.tiny import ARMS, ARMS_YAML, PREFIX_ROUND
 
 
 @dataclass(frozen=True)
@@ -58,13 +47,15 @@ class Branched:
     outcome: SweepOutcome
     killed_after: int  # the prefix's newest checkpoint when the first sweep was killed
     lines: list[str]
-    alone: dict[str, Path]  # slug -> the same point run alone from scratch
+    alone: dict[
+        str, Path
+    ]  # slug -> the same point run alone from scratch (shared with test_control)
 
 
 @pytest.fixture(scope="module")
-def branched(tmp_path_factory: pytest.TempPathFactory) -> Branched:
+def branched(tmp_path_factory: pytest.TempPathFactory, run_scenario_dir) -> Branched:
     root = tmp_path_factory.mktemp("prefix")
-    (root / "tiny.yaml").write_text(TINY)
+    (root / "tiny.yaml").write_text(ARMS_YAML)
     out = root / "sweep"
     ray_tmp = Path(tempfile.mkdtemp(prefix="fu", dir="/tmp"))  # short: Ray's socket paths
     env = {**os.environ, "FEDUNLEARN_RAY_TMP": str(ray_tmp), "OMP_NUM_THREADS": "1"}
@@ -89,7 +80,8 @@ def branched(tmp_path_factory: pytest.TempPathFactory) -> Branched:
     outcome = run_sweep(plan, progress=lines.append, timeout_s=600)  # type: ignore[arg-type]
     alone = {}
     for point in plan.points:
-        alone[point.slug] = run_scenario(point.scenario, root / "alone" / point.slug, quiet=True)
+        run: Run = run_scenario_dir(point.scenario, point.scenario.deletion.method)
+        alone[point.slug] = run.path
     return Branched(plan, outcome, killed_after, lines, alone)
 
 
@@ -160,7 +152,7 @@ def test_the_killed_prefix_resumes_without_redoing_finished_rounds(branched: Bra
 
 # ------------------------------------------------------------------------------------ without Ray
 def _plan(tmp_path: Path, grids: list[str], overrides: tuple[str, ...] = ()) -> SweepPlan:
-    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "tiny.yaml").write_text(ARMS_YAML)
     return plan_sweep(tmp_path / "tiny.yaml", grids, tmp_path / "out", list(overrides))
 
 

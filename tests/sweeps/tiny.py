@@ -1,4 +1,11 @@
-"""A tiny real sweep, made once per test session and shared by tests/sweep and tests/report.
+"""Tiny real sweeps shared by several test files (one xdist worker each: tests/conftest.py).
+
+The arms (:func:`arm_points`): the control and SalUn-CRA points of one tiny
+scenario, which tests/sweeps/test_prefix.py branches from a shared prefix and
+also runs alone, and tests/federated/test_control.py compares.
+
+The resumed sweep (:func:`resumed_sweep`), made once per test session and
+shared by tests/sweeps and tests/reports:
 
 Two grid points (SalUn-CRA and Federated Retrain; 2 sites, 2 rounds, synthetic
 data; the control arm is opted out with ``control=False``). The SalUn-CRA
@@ -16,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fedunlearn.sweeps import SweepOutcome, SweepPlan, plan_sweep, run_sweep
+from fedunlearn.sweeps import SweepOutcome, SweepPlan, SweepPoint, plan_sweep, run_sweep
 
 TINY_YAML = """\
 name: tiny
@@ -25,6 +32,27 @@ sites: {count: 2}
 training: {rounds: 2, local_epochs: 1, batch_size: 32}
 deletion: {method: salun-cra, unlearn: {epochs: 1}, requests: [{round: 2, site: 1, fraction: 0.25}]}
 """
+ARMS_YAML = """\
+name: tiny
+seed: 3
+data: {dataset: synthetic, synthetic: {n_train: 360, n_val: 90, n_test: 150}}
+sites: {count: 2}
+training: {rounds: 4, local_epochs: 1, batch_size: 32, lr: 0.05, lr_schedule: cosine, warmup_rounds: 1}
+deletion: {method: salun-cra, unlearn: {epochs: 1, batch_size: 32},
+           requests: [{round: 4, site: 1, fraction: 0.25}]}
+"""
+ARMS = "deletion.method=none,salun-cra"
+REQUEST_ROUND = 4  # so the shared prefix is rounds 1-3
+PREFIX_ROUND = REQUEST_ROUND - 1
+
+
+def arm_points(directory: Path) -> dict[str, SweepPoint]:
+    """Method -> the sweep point of the arms (planned in ``directory``, nothing run)."""
+    (directory / "tiny.yaml").write_text(ARMS_YAML)
+    plan = plan_sweep(directory / "tiny.yaml", [ARMS], directory / "sweep", retrain=False)
+    return {p.scenario.deletion.method: p for p in plan.points}
+
+
 SALUN = "deletion.method=salun-cra"
 RETRAIN = "deletion.method=retrain"
 
