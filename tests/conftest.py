@@ -28,13 +28,45 @@ SHARED_RUN_GROUPS = {
 }
 
 
+#: Files that run real federations, longest first (measured on 2 cores): xdist hands out its work units
+#: in collection order, so these start first and the short files fill in around them, instead of one
+#: long unit starting last and ending the run alone.
+LONGEST_FIRST = (
+    "tests/sweeps/test_prefix.py",
+    "tests/federated/test_control.py",
+    "tests/federated/test_guard.py",
+    "tests/federated/test_simulation.py",
+    "tests/federated/test_reliability.py",
+    "tests/federated/test_deploy.py",
+    "tests/sweeps/test_resume.py",
+    "tests/reports/test_report.py",
+    "tests/federated/test_flwr_run.py",
+    "tests/scenario/test_runs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    # a stable sort: every other file keeps its place, and a file's tests their order
+    items.sort(key=lambda item: rank.get(_relative(item), len(rank)))
+
+
+def _relative(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(REPO).as_posix()
+
+
 @pytest.hookimpl(optionalhook=True)  # a plain `pytest` without xdist has no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadfile``, with the files of :data:`SHARED_RUN_GROUPS` kept together (xdist's own
-    ``loadgroup`` marks do not reach the scheduler under pytest 9 and xdist 3.8: measured)."""
+    ``loadgroup`` marks do not reach the scheduler under pytest 9 and xdist 3.8: measured), handed out
+    in collection order (:data:`LONGEST_FIRST` first)."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
+
+    # xdist would order the units by their number of tests, which puts the few-test files that run real
+    # processes last; keep the collection order instead, which LONGEST_FIRST sorted
+    config.option.loadscopereorder = False
 
     class SharedRunScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
