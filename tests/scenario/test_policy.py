@@ -118,8 +118,20 @@ REQS = [
 ]
 
 
+_LEDGER_ROOT: list[
+    Path
+] = []  # the running test's tmp_path (pytest removes it): no ledger left in /tmp
+
+
+@pytest.fixture(autouse=True)
+def ledger_root(tmp_path: Path) -> None:
+    _LEDGER_ROOT[:] = [tmp_path]
+
+
 def _ledger() -> ServerLedger:
-    return ServerLedger(Path(tempfile.mkdtemp(prefix="fu-ledger-")) / "ledger.sqlite")
+    return ServerLedger(
+        Path(tempfile.mkdtemp(prefix="ledger-", dir=_LEDGER_ROOT[0])) / "ledger.sqlite"
+    )
 
 
 def _plan(**deletion) -> FederationPlan:
