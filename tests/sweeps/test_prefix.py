@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -74,6 +75,7 @@ def branched(tmp_path_factory: pytest.TempPathFactory, run_scenario_dir) -> Bran
     if killed_after >= PREFIX_ROUND:
         pytest.fail(f"the kill came after the prefix had ended (round {killed_after})")
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
+    shutil.rmtree(ray_tmp, ignore_errors=True)  # the killed sweep's Ray session
 
     plan = plan_sweep(root / "tiny.yaml", [ARMS], out, retrain=False)
     lines: list[str] = []
