@@ -12,7 +12,9 @@ key with both. Each point runs as its own
 ``DIR/runs/<slug>/`` (:mod:`fedunlearn.sweep_jobs`); points that differ only
 in deletion handling share the rounds before their first request, run once in
 ``DIR/prefixes/`` and branched from (:mod:`fedunlearn.sweep_prefix`, unless
-``share_prefix=False``); a run whose ``manifest.json`` says ``complete`` is never
+``share_prefix=False``); a reference arm that the grid varies only in keys it
+never reads (``deletion.policy``, ``unlearn.*``, ...) runs once and is copied
+to its twins (:mod:`fedunlearn.sweep_twins`); a run whose ``manifest.json`` says ``complete`` is never
 redone, a half-finished one resumes from its newest checkpoint
 (``run --resume``), or is removed and redone when it has none. The summary
 (``summary.csv``: paired differences with bootstrap intervals and verdicts;
@@ -70,6 +72,7 @@ from fedunlearn.sweep_prefix import (
     resumable_after,
     shared_prefixes,
 )
+from fedunlearn.sweep_twins import copy_twins, reference_twins
 
 
 # ------------------------------------------------------------------ state of run dirs
@@ -351,10 +354,13 @@ def run_sweep(
     todo = pending_points(plan, progress)
     todo_slugs = {p.slug for p in todo}
     skipped = tuple(p.slug for p in plan.points if p.slug not in todo_slugs)
+    twins = reference_twins(plan, todo)
+    to_run = [p for p in todo if p.slug not in twins]
     progress(
-        f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(todo)} to run, {jobs} at a time"
+        f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(to_run)} to run, "
+        f"{jobs} at a time" + (f", {len(twins)} to copy from a reference arm run" if twins else "")
     )
-    prefixes = shared_prefixes(plan, todo) if share_prefix else {}
+    prefixes = shared_prefixes(plan, to_run) if share_prefix else {}
     if prefixes:
         shared = {p.name: p for p in prefixes.values()}
         progress(
@@ -370,10 +376,11 @@ def run_sweep(
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
     try:
-        failed = run_points(plan, todo, jobs, progress, command, timeout_s, stop, prefixes)
+        failed = run_points(plan, to_run, jobs, progress, command, timeout_s, stop, prefixes)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    failed |= copy_twins(plan, twins, failed, progress)
     summary = write_summary(plan)
     return SweepOutcome(
         skipped, tuple(p.slug for p in todo if p.slug not in failed), failed, summary
