@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep", type=Path, help="a finished sweep directory (holds sweep.json)")
     p.add_argument("--round", type=int, required=True, help="the round to compare the arms at")
     p.add_argument("--metrics", nargs="+", default=["fnr", "risk_2", "bac", "auc"])
+    p.add_argument(
+        "--between",
+        metavar="KEY=A,B",
+        help="instead: per method, the paired difference B minus A of two values of a grid key "
+        "(same seed), e.g. deletion.policy=immediate,batched",
+    )
     args = p.parse_args(argv)
     try:
         plan = json.loads((args.sweep / "sweep.json").read_text())
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             f"round_effects: cannot read {args.sweep / 'sweep.json'} ({exc}); pass a sweep directory"
         )
         return 2
+    if args.between:
+        return _between(args.sweep, plan, args.between, args.round, args.metrics)
     arms: dict[str, dict[int, Path]] = {}
     for point in plan["points"]:
         a = point["assignments"]
@@ -74,6 +82,38 @@ def main(argv: list[str] | None = None) -> int:
             v = np.array(list(values.values()))
             print(
                 f"| {method} | {metric} | {v.mean():.3f} ± {v.std(ddof=1):.3f} | {cells[0]} | {cells[1]} |"
+            )
+    return 0
+
+
+def _between(sweep: Path, plan: dict, between: str, server_round: int, metrics: list[str]) -> int:
+    """Per method, B minus A of a grid key's two values, paired by seed, at ``server_round``."""
+    key, _, values = between.partition("=")
+    pair = values.split(",")
+    if len(pair) != 2:
+        print(f"round_effects: --between {between}: expected KEY=A,B")
+        return 2
+    runs: dict[tuple[str, str], dict[int, Path]] = {}
+    for point in plan["points"]:
+        a = point["assignments"]
+        if str(a.get(key)) in pair:
+            where = (a.get("deletion.method", "method"), str(a[key]))
+            runs.setdefault(where, {})[int(a["seed"])] = sweep / point["run_dir"]
+    print(
+        f"| method | metric | {pair[0]} (mean ± std) | {pair[1]} (mean ± std) | {pair[1]} - {pair[0]} [95% CI] |"
+    )
+    print("|---|---|---|---|---|")
+    for method in dict.fromkeys(m for m, _ in runs):
+        base, other = runs.get((method, pair[0]), {}), runs.get((method, pair[1]), {})
+        seeds = sorted(set(base) & set(other))
+        if not seeds:
+            continue
+        for metric in metrics:
+            a = np.array([_global(base[s], server_round, metric) for s in seeds])
+            b = np.array([_global(other[s], server_round, metric) for s in seeds])
+            print(
+                f"| {method} | {metric} | {a.mean():.3f} ± {a.std(ddof=1):.3f} | "
+                f"{b.mean():.3f} ± {b.std(ddof=1):.3f} | {format_difference(paired_ci(b - a))} |"
             )
     return 0
 
