@@ -8,6 +8,7 @@ single-site study runs end to end on synthetic data (in process, one job).
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -85,3 +86,47 @@ def test_single_site_study_runs_end_to_end_on_synthetic_data(
     assert set(metrics["method"]) == {"original", "ft"}
     assert set(metrics["dataset"]) == {"synthetic"}
     assert "| ft |" in capsys.readouterr().out  # the summary is printed
+
+
+def test_round_effects_between_two_grid_values_pairs_by_seed(tmp_path: Path, capsys) -> None:
+    """``--between KEY=A,B``: per method, B minus A at the round, over the seeds both values have."""
+    fnr = {("salun-cra", "immediate"): [0.2, 0.3], ("salun-cra", "batched"): [0.1, 0.25]}
+    points = []
+    for (method, policy), values in fnr.items():
+        for seed, value in enumerate(values):
+            run = f"runs/{method}-{policy}-{seed}"
+            (tmp_path / run).mkdir(parents=True)
+            rows = ["round,site,phase,method,metric,value,request"]
+            rows += [f"{r},global,test,{method},fnr,{value + (r < 12)}," for r in (11, 12)]
+            (tmp_path / run / "metrics.csv").write_text("\n".join(rows) + "\n")
+            points.append(
+                {
+                    "assignments": {
+                        "deletion.method": method,
+                        "deletion.policy": policy,
+                        "seed": seed,
+                    },
+                    "run_dir": run,
+                }
+            )
+    (tmp_path / "sweep.json").write_text(json.dumps({"points": points}))
+    module = _load("round_effects.py")
+    code = module.main(
+        [
+            str(tmp_path),
+            "--round",
+            "12",
+            "--metrics",
+            "fnr",
+            "--between",
+            "deletion.policy=immediate,batched",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("| salun-cra | fnr")]
+    assert "0.250 ± 0.071" in row and "0.175 ± 0.106" in row  # immediate, batched at round 12
+    assert "-0.075" in row  # the mean of (0.1 - 0.2, 0.25 - 0.3)
+    assert (
+        module.main([str(tmp_path), "--round", "12", "--between", "deletion.policy=immediate"]) == 2
+    )
