@@ -21,7 +21,6 @@ import json
 import shutil
 from collections.abc import Sequence
 
-from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.rundir import remove_run_dir
 from fedunlearn.federated.scenario import scenario_to_yaml
 from fedunlearn.io import atomic_write_json, atomic_write_text, is_complete, read_manifest
@@ -62,17 +61,13 @@ def reference_twins(plan: SweepPlan, points: Sequence[SweepPoint]) -> dict[str, 
     return {slug: source for slug, source in twins.items() if slug in wanted}
 
 
-def copy_twin(plan: SweepPlan, twin: SweepPoint, source: SweepPoint) -> None:
+def _copy_twin(plan: SweepPlan, twin: SweepPoint, source: SweepPoint) -> None:
     """Copy ``source``'s finished run to ``twin``'s directory (whatever unfinished run is there goes).
 
     The copy is made beside the target and renamed into place, so an
     interruption leaves either no run or the whole copy.
     """
     src, dst = plan.run_dir(source), plan.run_dir(twin)
-    if not is_complete(src):
-        raise FedunlearnError(
-            f"{source.label} did not finish, so its twin {twin.label} cannot be copied"
-        )
     partial = dst.with_name(dst.name + ".copying")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(src, partial, symlinks=True)
@@ -85,18 +80,16 @@ def copy_twin(plan: SweepPlan, twin: SweepPoint, source: SweepPoint) -> None:
     partial.rename(dst)
 
 
-def copy_twins(
-    plan: SweepPlan, twins: dict[str, SweepPoint], failed: dict[str, str], progress
-) -> dict[str, str]:
+def copy_twins(plan: SweepPlan, twins: dict[str, SweepPoint], progress) -> dict[str, str]:
     """Copy every twin whose source finished; returns slug -> reason for the twins that could not be."""
     by_slug = {p.slug: p for p in plan.points}
     out = {}
     for slug, source in twins.items():
         twin = by_slug[slug]
-        if source.slug in failed or not is_complete(plan.run_dir(source)):
+        if not is_complete(plan.run_dir(source)):  # its run failed, or was stopped
             out[slug] = f"the run it copies ({source.label}) did not finish"
             continue
-        copy_twin(plan, twin, source)
+        _copy_twin(plan, twin, source)
         progress(f"{twin.label}: copied from {source.label} (the same run: {_why(twin)})")
     return out
 

@@ -380,7 +380,7 @@ def run_sweep(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    failed |= copy_twins(plan, twins, failed, progress)
+    failed |= copy_twins(plan, twins, progress)
     summary = write_summary(plan)
     return SweepOutcome(
         skipped, tuple(p.slug for p in todo if p.slug not in failed), failed, summary

@@ -38,10 +38,9 @@ from fedunlearn.errors import FedunlearnError
 SUPERLINK = "fedunlearn-deploy"  # the connection's name in $FLWR_HOME/config.toml
 STARTUP_S = 120.0
 POLL_S = 0.5  # how often the launcher looks at its processes and the run directory (cheap)
-ASK_EVERY_S = (
-    15.0  # how often it asks the SuperLink meanwhile: each `flwr ls` is a Python process of
-)
-# about 1.5 s of CPU, which a 2 s poll took from the hospitals' own processes nearly all the time
+# How often it asks the SuperLink meanwhile: each `flwr ls` is a Python process of about 1.5 s of
+# CPU, which a 2 s poll took from the hospitals' own processes nearly all the time ...
+ASK_EVERY_S = 15.0
 ASK_AT_END_S = 2.0  # ... and once the run directory says the run ended, until the SuperLink agrees
 FINISHED = "finished"
 COMPLETED = "finished:completed"
