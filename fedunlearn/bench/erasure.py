@@ -8,8 +8,10 @@ would have to redo to honour the request exactly).
 
 - wall: Retrain's training phases summed over its rounds (strategy timing
   rows, ``train_seconds``) over the wall of SalUn-CRA's deletion round's
-  training phase (under ``adopt`` only the requesting site works; its handler
-  also runs the forget-set reports before and after);
+  training phase (under ``adopt`` only the requesting site works, on as many
+  threads as the machine has CPUs, ``ray.unlearn_threads``, as Retrain's sites
+  use one actor per CPU; its handler also runs the forget-set reports before
+  and after);
 - images: images the engine trained on (every site, every round) under Retrain
   over those of the unlearning pass (forget + retain passes, every epoch); the
   saliency mask's one gradient pass over the forget set is not in either count
@@ -21,6 +23,7 @@ the per-pair ratios.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +66,15 @@ def erasure_scenario(method: str, data: dict[str, Any], s: ErasureSettings) -> d
             ],
         },
         "evaluation": {"server_val": False, "operating_points": [0.5]},
+        # Both arms get the whole machine: Retrain through one actor per CPU, the erasure (one site working)
+        # through that site's threads.
+        "ray": {"unlearn_threads": machine_cpus()},
     }
+
+
+def machine_cpus() -> int:
+    """The CPUs the bench's Ray instance is given (``fedruns``: one per core)."""
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -142,10 +153,16 @@ def erasure_rows(
     add("retrain_compute_s", median(b.compute_s for b in f), "s (sum over sites and rounds)")
     add("retrain_images", median(b.images for b in f), "images")
     add("pairs", len(pairs), "salun-cra/retrain runs, alternated")
+    add(
+        "unlearn_threads",
+        machine_cpus(),
+        "threads (the requesting site's pass; Retrain: 1 per actor)",
+    )
     table.note(
         f"erasure: {settings.sites} sites (iid), {settings.rounds} rounds of {settings.local_epochs} local epoch(s), "
         f"batch {settings.batch_size}, small-cnn, {data_label}; site-0 asks at round {settings.rounds} to forget "
-        f"{FORGET_FRACTION:.0%} of its rows; salun-cra ({settings.unlearn_epochs} unlearning epochs, adopt) vs "
+        f"{FORGET_FRACTION:.0%} of its rows; salun-cra ({settings.unlearn_epochs} unlearning epochs, adopt, "
+        f"{machine_cpus()} threads) vs "
         "Federated Retrain (same scenario, deletion.method retrain). Wall ratio = Retrain's training phases summed "
         "over its rounds / the training phase of salun-cra's deletion round; images ratio = images trained on."
     )

@@ -236,9 +236,24 @@ def _withdraw(s: _Site, rids: Sequence[int], server_round: int) -> list[torch.Te
     return chosen
 
 
+def unlearn_threads(scenario: Scenario) -> int:
+    """Torch threads of a site's unlearning pass: ``ray.unlearn_threads``, else its CPUs per client."""
+    threads = scenario.ray.unlearn_threads
+    return threads if threads is not None else max(1, int(scenario.ray.num_cpus_per_client))
+
+
 @app.train("unlearn")
 def unlearn(msg: Message, context: Context) -> Message:
     s = _Site(context)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(unlearn_threads(s.scenario))
+    try:
+        return _unlearn(s, msg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _unlearn(s: _Site, msg: Message) -> Message:
     cfg = TrainConfig.from_record(msg.content[CONFIG])
     server_round, rids = cfg.server_round, cfg.request_ids
     chosen = _withdraw(s, rids, server_round)

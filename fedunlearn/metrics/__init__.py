@@ -30,7 +30,7 @@ from fedunlearn.metrics.clinical import (
     sensitivity,
     specificity,
 )
-from fedunlearn.metrics.mia import MIA_VARIANTS, mia_efficacy, mia_features
+from fedunlearn.metrics.mia import MIA_VARIANTS, mia_draw, mia_efficacy, mia_features
 from fedunlearn.metrics.unlearning import UNLEARNING_METRICS, unlearning_metrics
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "fpr",
     "global_risk_1",
     "global_risk_2",
+    "mia_draw",
     "mia_efficacy",
     "mia_features",
     "npv",

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from fedunlearn.metrics.clinical import _as_array
 
-__all__ = ["MIA_VARIANTS", "mia_efficacy", "mia_features"]
+__all__ = ["MIA_VARIANTS", "mia_draw", "mia_efficacy", "mia_features"]
 
 MIA_VARIANTS: tuple[str, ...] = ("confidence", "entropy", "m_entropy", "correctness")
 
@@ -120,6 +120,18 @@ def mia_features(probs: ArrayLike, labels: ArrayLike, variant: str = "confidence
     return feature(p, y).astype(np.float64).reshape(-1, 1)
 
 
+def mia_draw(
+    n_retain: int, n_test: int, seed: int | np.random.Generator = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows the attack of :func:`mia_efficacy` trains on: ``n = min(n_retain, n_test)`` members drawn
+    from the retain set, then ``n`` non-members from the test set, each sorted (file order), from ``seed``."""
+    n = min(n_retain, n_test)
+    rng = np.random.default_rng(seed)
+    members = np.sort(rng.choice(n_retain, size=n, replace=False))
+    non_members = np.sort(rng.choice(n_test, size=n, replace=False))
+    return members, non_members
+
+
 def mia_efficacy(
     retain_probs: ArrayLike,
     retain_labels: ArrayLike,
@@ -129,6 +141,7 @@ def mia_efficacy(
     forget_labels: ArrayLike,
     variant: str = "confidence",
     seed: int | np.random.Generator = 0,
+    retain_size: int | None = None,
 ) -> float:
     """MIA efficacy: percentage of forget samples an SVC attack judges non-members.
 
@@ -150,6 +163,11 @@ def mia_efficacy(
     seed : int or numpy.random.Generator
         Seeds the draw of the ``n`` members and non-members (a run passes its
         ``mia`` stream, :mod:`fedunlearn.seeding`).
+    retain_size : int, optional
+        The retain set's size when ``retain_probs`` / ``retain_labels`` hold
+        only the rows :func:`mia_draw` picks from it (in its order), so that a
+        caller predicts ``n`` retain rows instead of all of them; the result is
+        the same as passing the whole set.
 
     Returns
     -------
@@ -164,13 +182,17 @@ def mia_efficacy(
     retain = mia_features(retain_probs, retain_labels, variant)
     test = mia_features(test_probs, test_labels, variant)
     forget = mia_features(forget_probs, forget_labels, variant)
-    n = min(retain.shape[0], test.shape[0])
+    drawn = retain_size is not None
+    members, non_members = mia_draw(retain_size if drawn else retain.shape[0], test.shape[0], seed)
+    n = len(members)
+    if drawn and retain.shape[0] != n:
+        raise ValueError(
+            f"retain_probs hold {retain.shape[0]} rows; with retain_size={retain_size} and "
+            f"{test.shape[0]} test rows the attack draws {n} (pass the rows mia_draw picks)"
+        )
     if forget.shape[0] == 0 or n == 0:
         return math.nan
-    rng = np.random.default_rng(seed)
-    members = np.sort(rng.choice(retain.shape[0], size=n, replace=False))
-    non_members = np.sort(rng.choice(test.shape[0], size=n, replace=False))
-    x = np.concatenate([retain[members], test[non_members]])
+    x = np.concatenate([retain if drawn else retain[members], test[non_members]])
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     from sklearn.svm import SVC  # lazy: only a deleting site pays for sklearn
 

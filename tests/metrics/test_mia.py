@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.svm import SVC
 
-from fedunlearn.metrics import MIA_VARIANTS, mia_efficacy, mia_features
+from fedunlearn.metrics import MIA_VARIANTS, mia_draw, mia_efficacy, mia_features
 
 PROBS = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
 LABELS = np.array([0, 0, 1])
@@ -176,3 +176,17 @@ def test_efficacy_with_identical_features_does_not_crash() -> None:
     labels = np.zeros(10, dtype=int)
     eff = mia_efficacy(probs, labels, probs, labels, probs[:4], labels[:4])
     assert 0.0 <= eff <= 100.0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_efficacy_on_the_drawn_retain_rows_alone_equals_the_whole_set(
+    sets: dict, seed: int
+) -> None:
+    (rp, rl), (tp, tl), forget = sets["retain"], sets["test"], sets["forget_like_test"]
+    members, non_members = mia_draw(len(rl), len(tl), seed)
+    assert len(members) == len(non_members) == min(len(rl), len(tl))
+    whole = mia_efficacy(rp, rl, tp, tl, *forget, seed=seed)
+    alone = mia_efficacy(rp[members], rl[members], tp, tl, *forget, seed=seed, retain_size=len(rl))
+    assert alone == whole
+    with pytest.raises(ValueError, match="pass the rows mia_draw picks"):
+        mia_efficacy(rp, rl, tp, tl, *forget, seed=seed, retain_size=len(rl) + 1)

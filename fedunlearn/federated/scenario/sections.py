@@ -279,6 +279,15 @@ class RaySection(_Model):
         None, description="address of a running Ray cluster (null: start a local one)"
     )
     num_cpus_per_client: float = Field(1.0, gt=0, description="CPUs reserved for each hospital")
+    unlearn_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads of a hospital during its unlearning pass (null: num_cpus_per_client). In "
+        "its deletion round under `adopt` the requesting site is the only one working, so it can use the CPUs the "
+        "other hospitals leave idle (on one machine: its CPU count). A setting rather than the machine's count, so "
+        "that a run stays a function of its scenario: a thread count can change floating-point sums (ResNet-18 "
+        "differs between 1 and 2 threads on CPU; the small CNN does not, on torch 2.13)",
+    )
     num_gpus_per_client: float | Literal["auto"] = Field(
         "auto",
         description="GPU share of each hospital (auto: 1 / min(sites, 4) where CUDA is present, else 0)",
