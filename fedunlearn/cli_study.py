@@ -81,6 +81,7 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
         unlearn_epochs=args.unlearn_epochs,
         costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn),
         trace=args.trace,
+        holdout=tuple(args.holdout) if args.holdout else None,
     )
     try:
         run_ablation(cfg, Path(args.out), Progress(quiet=args.quiet), report_only=args.report_only)
@@ -116,6 +117,7 @@ def _cmd_centralized(args: argparse.Namespace) -> int:
         train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
         unlearn_overrides=_unlearn_overrides(args),
         costs=RiskCosts(c_fp=args.c_fp, c_fn=args.c_fn),
+        holdout=tuple(args.holdout) if args.holdout else None,
     )
     run_study(cfg, Path(args.out), Progress(quiet=args.quiet))
     print((Path(args.out) / "summary.md").read_text())
@@ -143,6 +145,15 @@ def _add_training(p: argparse.ArgumentParser) -> None:
         "--c-fn", type=float, default=20.0, help="Global Risk II cost of a false negative"
     )
     p.add_argument("--mia", default="confidence", choices=MIA_VARIANTS)
+    p.add_argument(
+        "--holdout",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("VAL", "TEST"),
+        help="carve val and test splits (these fractions of the rows, stratified by class, one fixed draw) from "
+        "a file that has only a train split, such as the real PathMNIST subset; results say so",
+    )
 
 
 def add_study_commands(sub) -> None:  # type: ignore[no-untyped-def]

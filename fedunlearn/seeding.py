@@ -41,6 +41,8 @@ STREAMS: dict[str, str] = {
     "fresh-model": "a site's freshly initialised model for local Retrain (site)",
     "retrain-init": "the fresh model of a single-site Retrain baseline (no keys)",
     "mia": "the retain and test rows the MIA attack is fitted on (site, or no keys)",
+    "holdout": "validation and test rows carved from a train-only file (class; seed 0 always: a property "
+    "of the data, not of a run)",
 }
 
 _IDS: dict[str, int] = {name: zlib.crc32(name.encode()) for name in STREAMS}

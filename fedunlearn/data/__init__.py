@@ -2,6 +2,7 @@
 
 from .fetch import fetch
 from .forget import FORGET_MODES, ForgetSpec, select_forget
+from .holdout import carve_holdout
 from .loading import (
     BinaryDataset,
     DataProvenance,
@@ -37,6 +38,7 @@ __all__ = [
     "ImageSplit",
     "SyntheticSpec",
     "UnofficialDataWarning",
+    "carve_holdout",
     "clear_cache",
     "fetch",
     "file_md5",

@@ -133,7 +133,8 @@ class BinaryDataset:
         if found is None:
             where = f" ({self.provenance.path})" if self.provenance.path else ""
             raise DataError(
-                f"{self.name} {self.size}px{where} has no {name} split; use the official file: "
-                f"`fedunlearn data fetch --dataset {self.name} --size {self.size}`"
+                f"{self.name} {self.size}px{where} has no {name} split; use the official file "
+                f"(`fedunlearn data fetch --dataset {self.name} --size {self.size}`), or with "
+                "`fedunlearn centralized` / `ablation` carve val and test from its train split: --holdout 0.15 0.25"
             )
         return found

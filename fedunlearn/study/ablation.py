@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, select_forget
+from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, select_forget
 from fedunlearn.engine import TrainConfig, resolve_device
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.errors import FedunlearnError
@@ -42,7 +42,7 @@ from fedunlearn.metrics import RiskCosts
 from fedunlearn.models import build_model
 from fedunlearn.progress import Progress
 from fedunlearn.seeding import stream_seed
-from fedunlearn.study.centralized import _train_original
+from fedunlearn.study.centralized import _train_original, study_data
 from fedunlearn.study.effects import write_outputs
 from fedunlearn.study.plan import Entry, plan_entries, unit_slug, work_order
 from fedunlearn.study.trace import Tracer
@@ -61,6 +61,7 @@ _FIXED = (
     "costs",
     "mia_variant",
     "trace",
+    "holdout",
 )
 
 
@@ -84,6 +85,7 @@ class AblationConfig:
     device: str = "auto"
     trace: bool = False
     synthetic: SyntheticSpec | None = None
+    holdout: tuple[float, float] | None = None  # val, test fractions carved from a train-only file
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -299,7 +301,7 @@ def run_ablation(
     out = Path(out)
     started = now_iso()
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.size, cfg.data_root, synthetic=cfg.synthetic)
+    data = study_data(cfg.dataset, cfg.size, cfg.data_root, cfg.synthetic, cfg.holdout)
     out.mkdir(parents=True, exist_ok=True)
     _check_same(out, cfg, data.provenance.md5)
     entries = plan_entries(cfg.methods, cfg.presets)

@@ -18,7 +18,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fedunlearn.data import BinaryDataset, ForgetSpec, SyntheticSpec, load_dataset, select_forget
+from fedunlearn.data import (
+    BinaryDataset,
+    ForgetSpec,
+    SyntheticSpec,
+    carve_holdout,
+    load_dataset,
+    select_forget,
+)
 from fedunlearn.engine import Phase, TrainConfig, predict, resolve_device, train
 from fedunlearn.engine.device import prepare_model
 from fedunlearn.engine.losses import WeightedCE, class_weights
@@ -36,6 +43,19 @@ from fedunlearn.progress import Progress
 from fedunlearn.seeding import stream_seed, torch_generator
 from fedunlearn.study.summary import summary_markdown
 from fedunlearn.unlearning import METHOD_NAMES, UnlearnTask, get_method, resolve_config, unlearn
+
+
+def study_data(
+    dataset: str,
+    size: int,
+    root: str | None,
+    synthetic: SyntheticSpec | None,
+    holdout: tuple[float, float] | None,
+) -> BinaryDataset:
+    """The study's dataset; with ``holdout`` (val, test fractions), val and test carved from a file that has
+    only a train split (:func:`~fedunlearn.data.carve_holdout`; its provenance note says so)."""
+    data = load_dataset(dataset, size, root, synthetic=synthetic)
+    return carve_holdout(data, *holdout) if holdout is not None else data
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,7 @@ class StudyConfig:
     mia_variant: str = "confidence"
     device: str = "auto"
     synthetic: SyntheticSpec | None = None
+    holdout: tuple[float, float] | None = None  # val, test fractions carved from a train-only file
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -185,7 +206,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None) -> 
     progress = progress or Progress()
     started = now_iso()
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.size, cfg.data_root, synthetic=cfg.synthetic)
+    data = study_data(cfg.dataset, cfg.size, cfg.data_root, cfg.synthetic, cfg.holdout)
     rows: list[dict] = []
     for seed in cfg.seeds:
         rows += _run_seed(cfg, data, seed, device, progress)

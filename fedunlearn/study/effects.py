@@ -261,6 +261,8 @@ def effects_markdown(
         "effects are paired by seed and forget set.",
         "",
     ]
+    if provenance.get("note"):
+        lines += [f"Data: {provenance['note']}.", ""]
     cols = [c for c, _, _ in METRICS]
     for ratio in sorted(set(methods.get("ratio", []))):
         lines += _methods_block(methods, ratio, cols)

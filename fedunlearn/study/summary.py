@@ -70,4 +70,6 @@ def summary_markdown(table: pd.DataFrame, cfg: Any, provenance: Mapping[str, Any
         f"Risk II costs: C_FP = {cfg.costs.c_fp:g}, C_FN = {cfg.costs.c_fn:g}. "
         f"MIA efficacy ({cfg.mia_variant}) is best when close to Retrain's, not maximal.\n\n"
     )
+    if provenance.get("note"):
+        head += f"Data: {provenance['note']}.\n\n"
     return head + to_markdown(summary_table(table))
