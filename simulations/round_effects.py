@@ -89,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
 def _between(sweep: Path, plan: dict, between: str, server_round: int, metrics: list[str]) -> int:
     """Per method, B minus A of a grid key's two values, paired by seed, at ``server_round``."""
     key, _, values = between.partition("=")
-    pair = values.split(",")
+    pair = [v.strip().lower() for v in values.split(",")]  # true/false match the grid's booleans
     if len(pair) != 2:
         print(f"round_effects: --between {between}: expected KEY=A,B")
         return 2
     runs: dict[tuple[str, str], dict[int, Path]] = {}
     for point in plan["points"]:
         a = point["assignments"]
-        if str(a.get(key)) in pair:
-            where = (a.get("deletion.method", "method"), str(a[key]))
+        if str(a.get(key)).lower() in pair:
+            where = (a.get("deletion.method", "method"), str(a[key]).lower())
             runs.setdefault(where, {})[int(a["seed"])] = sweep / point["run_dir"]
     print(
         f"| method | metric | {pair[0]} (mean ± std) | {pair[1]} (mean ± std) | {pair[1]} - {pair[0]} [95% CI] |"
