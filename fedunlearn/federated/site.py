@@ -29,10 +29,10 @@ from fedunlearn.data import (
 )
 from fedunlearn.engine import Phase, TrainConfig, TrainStats, train
 from fedunlearn.engine.losses import WeightedCE, class_weights
-from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets, split_metrics
+from fedunlearn.evaluation import EvalSet, confusion_of, predict_sets
 from fedunlearn.federated.scenario import ForgetRequest, Scenario
 from fedunlearn.federated.schedule import round_lr
-from fedunlearn.metrics import Confusion, RiskCosts, mia_draw, mia_efficacy, unlearning_metrics
+from fedunlearn.metrics import Confusion, fnr, mia_draw, mia_efficacy, unlearning_metrics
 from fedunlearn.seeding import numpy_rng, stream_seed, torch_generator
 from fedunlearn.unlearning import UnlearnResult, UnlearnTask, unlearn
 
@@ -323,11 +323,12 @@ def forget_reports(
     preds = predict_sets(model, sets, device=device)
     e = scenario.evaluation
     r, t = preds["retain"], preds["test"]
+    retain_counts, test_counts = confusion_of(r), confusion_of(t)
     out = {}
     for key, rows in forgets.items():
         f = preds[f"forget-{key}"]
         counts = confusion_of(f)  # so that forget metrics can be pooled over sites by counts
-        scores = unlearning_metrics(counts, confusion_of(r), confusion_of(t))
+        scores = unlearning_metrics(counts, retain_counts, test_counts)
         mia = mia_efficacy(
             r.probs,
             r.labels,
@@ -343,7 +344,7 @@ def forget_reports(
             "ubac": scores["ubac"],
             "ua": scores["ua"],
             "mia_efficacy": mia,
-            "forget_fnr": split_metrics(f, RiskCosts(e.c_fp, e.c_fn))["fnr"],
+            "forget_fnr": fnr(counts),
             "forget_count": float(len(rows)),
             "forget_tp": float(counts.tp),
             "forget_fp": float(counts.fp),
