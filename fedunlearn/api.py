@@ -117,13 +117,16 @@ def sweep(
     retrain: bool = True,
     quiet: bool = True,
     share_prefix: bool = True,
+    engine: str = "shared",
 ) -> SweepOutcome:
     """The product of ``grid`` items (``key=v1,v2``), resumable, with paired statistics in ``out/summary.csv``.
 
     The control arm (``deletion.method=none``) and Federated Retrain are added to
     an erasure grid unless ``control`` / ``retrain`` is False. Points that differ
     only in deletion handling run their rounds before the first request once
-    and branch from that shared prefix unless ``share_prefix`` is False.
+    and branch from that shared prefix unless ``share_prefix`` is False. ``engine``:
+    ``shared`` runs each batch of points in one warm simulation engine,
+    ``per-point`` each point in its own process and Ray.
     """
     from fedunlearn.progress import Progress
     from fedunlearn.sweeps import plan_sweep, run_sweep
@@ -131,7 +134,9 @@ def sweep(
     plan = plan_sweep(
         scenario_path, list(grid), out, list(overrides), control=control, retrain=retrain
     )
-    return run_sweep(plan, jobs=jobs, progress=Progress(quiet=quiet), share_prefix=share_prefix)
+    return run_sweep(
+        plan, jobs=jobs, progress=Progress(quiet=quiet), share_prefix=share_prefix, engine=engine
+    )
 
 
 def report(inputs: Sequence[str | Path], out: str | Path, fmt: str | None = None) -> Path:

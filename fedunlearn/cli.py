@@ -192,6 +192,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             progress=Progress(quiet=args.quiet),
             timeout_s=args.run_timeout,
             share_prefix=args.share_prefix,
+            engine=args.engine,
         )
     except KeyboardInterrupt:
         print(
@@ -319,9 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="grid points run at once, each as its own `python -m fedunlearn run` subprocess with its own "
+        help="engines (or, with --engine per-point, grid points) run at once, each a subprocess with its own "
         "local Ray (default 1). Each local Ray sees every CPU of this machine, so N jobs share them; with "
         "ray.address set, every run joins that Ray cluster and uses the cluster's resources instead",
+    )
+    sw.add_argument(
+        "--engine",
+        choices=("shared", "per-point"),
+        default="shared",
+        help="shared (default): each of the --jobs slots runs its batch of points one after another in ONE "
+        "subprocess and one Flower simulation engine (Ray and its actors started once, kept warm); "
+        "per-point: each point is its own `python -m fedunlearn run` subprocess with its own Ray",
     )
     sw.add_argument(
         "--run-timeout",

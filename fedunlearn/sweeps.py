@@ -48,6 +48,7 @@ from fedunlearn.progress import Progress
 from fedunlearn.reports.contrasts import paired_markdown, paired_summary, run_figures
 from fedunlearn.reports.tables import summarize, summary_markdown
 from fedunlearn.study.summary import to_markdown
+from fedunlearn.sweep_engine import batch_failures, batch_job, plan_batches
 from fedunlearn.sweep_jobs import Job, run_jobs
 from fedunlearn.sweep_plan import (
     METHOD_KEY,
@@ -133,6 +134,9 @@ def pending_points(plan: SweepPlan, progress: Progress) -> list[SweepPoint]:
 
 
 # ------------------------------------------------------------------ running
+ENGINES = ("shared", "per-point")
+
+
 def run_command(plan: SweepPlan, point: SweepPoint) -> list[str]:
     """The subprocess that runs one point (its own Ray): ``run --resume`` where a checkpoint was kept."""
     run_dir = plan.run_dir(point)
@@ -214,6 +218,7 @@ def run_points(
     timeout_s: float | None = None,
     stop: threading.Event | None = None,
     prefixes: Mapping[str, SharedPrefix] | None = None,
+    engine: str = "per-point",
 ) -> dict[str, str]:
     """Run ``points``, ``jobs`` at a time; returns slug -> reason for each point that failed.
 
@@ -225,8 +230,15 @@ def run_points(
     (Ctrl-C, or ``stop`` set, as the sweep's SIGTERM handler does) the running
     subprocesses are stopped, finished runs stay, and KeyboardInterrupt
     propagates.
+
+    ``engine="shared"`` runs the points (and prefixes) in at most ``jobs``
+    batches, each one subprocess with one simulation engine for all its runs
+    (:mod:`fedunlearn.sweep_engine`; ``command`` is not used); ``timeout_s``
+    then bounds each run on average (a batch of n runs gets n x ``timeout_s``).
     """
     prefixes = dict(prefixes or {})
+    if engine == "shared":
+        return _run_batches(plan, points, jobs, progress, timeout_s, stop, prefixes)
     unique = {p.name: p for p in prefixes.values()}
     pending = {name for name, p in unique.items() if not prefix_ready(plan, p)}
     work = [_prefix_job(plan, unique[name]) for name in sorted(pending)]
@@ -235,6 +247,26 @@ def run_points(
         waits = prefix is not None and prefix.name in pending
         work.append(_point_job(plan, point, command, prefix, waits))
     failed = run_jobs(work, jobs, progress, timeout_s, stop)
+    return {p.slug: failed[p.slug] for p in points if p.slug in failed}
+
+
+def _run_batches(
+    plan: SweepPlan,
+    points: Sequence[SweepPoint],
+    jobs: int,
+    progress: Progress,
+    timeout_s: float | None,
+    stop: threading.Event | None,
+    prefixes: Mapping[str, SharedPrefix],
+) -> dict[str, str]:
+    batches = plan_batches(plan, points, jobs, prefixes)
+    work = [batch_job(plan, i, runs, prefixes) for i, runs in enumerate(batches)]
+    longest = max((len(runs) for runs in batches), default=1)
+    failed_jobs = run_jobs(work, jobs, progress, timeout_s and timeout_s * longest, stop)
+    failed: dict[str, str] = {}
+    for i, runs in enumerate(batches):
+        if f"batch:{i}" in failed_jobs:
+            failed |= batch_failures(plan, i, runs, failed_jobs[f"batch:{i}"])
     return {p.slug: failed[p.slug] for p in points if p.slug in failed}
 
 
@@ -321,8 +353,9 @@ def run_sweep(
     jobs: int = 1,
     progress: Progress | None = None,
     timeout_s: float | None = None,
-    command: Callable[[SweepPlan, SweepPoint], list[str]] = run_command,
+    command: Callable[[SweepPlan, SweepPoint], list[str]] | None = None,
     share_prefix: bool = True,
+    engine: str = "shared",
 ) -> SweepOutcome:
     """Run the plan's unfinished points, then write the summary.
 
@@ -341,7 +374,18 @@ def run_sweep(
         that share them, and branch those points from its checkpoint
         (:mod:`fedunlearn.sweep_prefix`); False (``--no-share-prefix``) runs
         every point from round 1.
+    engine : str
+        ``shared`` (default): each of the ``jobs`` slots runs a batch of points
+        in one subprocess and one simulation engine, kept warm from run to run
+        (:mod:`fedunlearn.sweep_engine`); ``per-point`` (``--engine
+        per-point``): each point is its own ``python -m fedunlearn run``
+        subprocess with its own Ray. ``command`` (a stand-in for that
+        subprocess, for tests) implies ``per-point``.
     """
+    if engine not in ENGINES:
+        raise SweepError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if command is not None:
+        engine = "per-point"
     if jobs < 1:
         raise SweepError(f"--jobs must be at least 1, got {jobs}")
     if timeout_s is not None and timeout_s <= 0:
@@ -358,7 +402,9 @@ def run_sweep(
     to_run = [p for p in todo if p.slug not in twins]
     progress(
         f"{len(plan.points)} grid point(s): {len(skipped)} already finished, {len(to_run)} to run, "
-        f"{jobs} at a time" + (f", {len(twins)} to copy from a reference arm run" if twins else "")
+        f"{jobs} at a time"
+        + (f", {len(twins)} to copy from a reference arm run" if twins else "")
+        + (" (one simulation engine per batch of points)" if engine == "shared" else "")
     )
     prefixes = shared_prefixes(plan, to_run) if share_prefix else {}
     if prefixes:
@@ -376,7 +422,9 @@ def run_sweep(
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
     try:
-        failed = run_points(plan, to_run, jobs, progress, command, timeout_s, stop, prefixes)
+        failed = run_points(
+            plan, to_run, jobs, progress, command or run_command, timeout_s, stop, prefixes, engine
+        )
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

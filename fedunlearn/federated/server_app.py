@@ -462,23 +462,3 @@ def main(grid: Grid, context: Context) -> None:
     progress = Progress()
     progress(f"run directory: {run_dir}")
     run_federation(grid, scenario, run_dir, progress, resume=resume)
-
-
-def make_server_app(
-    scenario: Scenario,
-    run_dir: Path,
-    progress: Progress,
-    resume: bool = False,
-    abort: threading.Event | None = None,
-    until_round: int | None = None,
-) -> ServerApp:
-    """A ServerApp bound to an already validated scenario (used by ``fedunlearn run``)."""
-    bound = ServerApp()
-
-    @bound.main()
-    def _main(grid: Grid, context: Context) -> None:
-        run_federation(
-            grid, scenario, run_dir, progress, resume=resume, abort=abort, until_round=until_round
-        )
-
-    return bound

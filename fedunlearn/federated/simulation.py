@@ -14,8 +14,10 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +27,10 @@ from fedunlearn.federated.rundir import check_new_run_dir, check_resumable, star
 from fedunlearn.federated.scenario import Scenario
 from fedunlearn.io import read_manifest
 from fedunlearn.progress import Progress
+
+if TYPE_CHECKING:
+    from flwr.app import Context
+    from flwr.serverapp import Grid
 
 
 def client_resources(scenario: Scenario) -> dict[str, float]:
@@ -111,6 +117,117 @@ def _pause_round(scenario: Scenario, resumed: Path | None, until_round: int | No
     return until_round
 
 
+@dataclass(frozen=True)
+class RunItem:
+    """One run of :func:`run_scenarios`: a scenario into ``run_dir``, anew or resumed, to the end or paused.
+
+    ``prepare`` is called inside the engine just before the run opens (a sweep
+    point branches from its shared prefix there, once the prefix has run).
+    """
+
+    scenario: Scenario
+    run_dir: Path
+    resume: bool = False
+    until_round: int | None = None
+    prepare: Callable[[], None] | None = None
+
+
+def engine_key(scenario: Scenario) -> tuple:
+    """What must be equal for two runs to share one simulation engine: the nodes and their resources."""
+    return (
+        scenario.sites.count,
+        tuple(sorted(client_resources(scenario).items())),
+        scenario.ray.address or "",
+    )
+
+
+def _check(item: RunItem) -> int | None:
+    """Check ``item``'s run directory and pause round; returns the round it pauses after (None: the end)."""
+    run_dir = Path(item.run_dir).resolve()
+    if item.resume:
+        check_resumable(run_dir)
+    else:
+        check_new_run_dir(run_dir)
+    return _pause_round(item.scenario, run_dir if item.resume else None, item.until_round)
+
+
+def _open(item: RunItem) -> int | None:
+    """Prepare and check ``item``, start its run directory when new; returns the round it pauses after."""
+    if item.prepare is not None:
+        item.prepare()
+    pause = _check(item)
+    if not item.resume:
+        start_run_dir(Path(item.run_dir).resolve(), item.scenario)
+    return pause
+
+
+def _outcome(run_dir: Path, pause: int | None, error: str | None) -> str | None:
+    """None when the run ended (or paused where asked), else why not."""
+    manifest = read_manifest(run_dir) or {}
+    if pause is not None and manifest.get("paused_after_round") == pause:
+        return None
+    if manifest.get("complete") is True:
+        return None
+    return str(manifest.get("stopped") or error or "the run stopped before the end")
+
+
+def _quiet_flower(verbose: bool) -> None:
+    if not verbose:
+        # Flower's own INFO/deprecation lines would bury the progress lines; failures still reach
+        # the server as error replies and are logged in events.jsonl.
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+        if not any(
+            isinstance(f, _HideSimulatedFailures) for f in logging.getLogger("flwr").filters
+        ):
+            logging.getLogger("flwr").addFilter(_HideSimulatedFailures())
+
+
+def _engine(
+    scenario: Scenario,
+    main: Callable[[Grid, threading.Event], None],
+    verbose: bool,
+) -> str | None:
+    """Run ``main(grid, abort)`` as the ServerApp of one Flower simulation on Ray (nodes and resources from
+    ``scenario``); returns why the engine failed (None when it did not)."""
+    import ray
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    from fedunlearn.federated.client_app import app as client_app
+
+    ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=_ray_root())
+    os.environ.setdefault("RAY_TMPDIR", ray_tmp)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    _quiet_flower(verbose)
+    abort = threading.Event()  # tells the ServerApp's thread to stop waiting when the engine dies
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        main(grid, abort)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=scenario.sites.count,
+                backend_name="ray",
+                backend_config=backend_config(scenario, ray_tmp, verbose),
+                verbose_logging=verbose,
+            )
+        except Exception as exc:  # the ServerApp stopped the run, or the engine itself failed
+            abort.set()
+            return f"the simulation engine failed ({_root_cause(exc)})"
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+    return None
+
+
 def run_scenario(
     scenario: Scenario,
     run_dir: Path,
@@ -127,63 +244,88 @@ def run_scenario(
     ``training.rounds``), the run pauses after that round: incomplete, marked
     ``paused_after_round``, resumable (a sweep's shared prefix is such a run).
     """
-    import ray
-    from flwr.simulation import run_simulation
-
-    from fedunlearn.federated.client_app import app as client_app
-    from fedunlearn.federated.server_app import make_server_app
+    from fedunlearn.federated.server_app import run_federation
 
     run_dir = Path(run_dir).resolve()
-    ray_root = _ray_root()
-    if resume:
-        check_resumable(run_dir)
-    else:
-        check_new_run_dir(run_dir)
-    pause = _pause_round(scenario, run_dir if resume else None, until_round)
+    _ray_root()
+    pause = _check(RunItem(scenario, run_dir, resume, until_round))
     check_inputs(scenario)
     if not resume:
         start_run_dir(run_dir, scenario)
-    ray_tmp = tempfile.mkdtemp(prefix="fu-ray-", dir=ray_root)
-    os.environ.setdefault("RAY_TMPDIR", ray_tmp)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    if not verbose:
-        # Flower's own INFO/deprecation lines would bury the progress lines; failures still reach
-        # the server as error replies and are logged in events.jsonl.
-        logging.getLogger("flwr").setLevel(logging.ERROR)
-        if not any(
-            isinstance(f, _HideSimulatedFailures) for f in logging.getLogger("flwr").filters
-        ):
-            logging.getLogger("flwr").addFilter(_HideSimulatedFailures())
     progress = Progress(quiet=quiet)
-    abort = threading.Event()  # tells the ServerApp's thread to stop waiting when the engine dies
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            run_simulation(
-                server_app=make_server_app(scenario, run_dir, progress, resume, abort, pause),
-                client_app=client_app,
-                num_supernodes=scenario.sites.count,
-                backend_name="ray",
-                backend_config=backend_config(scenario, ray_tmp, verbose),
-                verbose_logging=verbose,
-            )
-        except Exception as exc:  # the ServerApp stopped the run, or the engine itself failed
-            abort.set()
-            failure = f"the simulation engine failed ({_root_cause(exc)})"
-        else:
-            failure = "the simulation stopped before the end (see events.jsonl and the log above)"
-        finally:
-            if ray.is_initialized():
-                ray.shutdown()
-            shutil.rmtree(ray_tmp, ignore_errors=True)
-    manifest = read_manifest(run_dir) or {}
-    if pause is not None and manifest.get("paused_after_round") == pause:
-        return run_dir
-    if manifest.get("complete") is not True:
-        why = manifest.get("stopped") or failure
+
+    def main(grid: Grid, abort: threading.Event) -> None:
+        run_federation(
+            grid, scenario, run_dir, progress, resume=resume, abort=abort, until_round=pause
+        )
+
+    failure = _engine(scenario, main, verbose) or (
+        "the simulation stopped before the end (see events.jsonl and the log above)"
+    )
+    why = _outcome(run_dir, pause, failure)
+    if why is not None:
         raise FedunlearnError(
             f"{why}; {run_dir} is incomplete, `fedunlearn run --resume {run_dir}` continues it "
             "once the cause is fixed"
         )
     return run_dir
+
+
+def run_scenarios(
+    items: Sequence[RunItem], *, quiet: bool = False, verbose: bool = False
+) -> list[str | None]:
+    """Run ``items`` one after another inside ONE Flower simulation engine; returns, per item, None when it
+    ended (or paused where asked) or why it did not.
+
+    The engine (Ray, its actors, the hospitals' imports and cached data) starts
+    once and serves every run: each run sets its sites up anew with a setup
+    query, as a run in its own engine does, so its files equal those of the
+    same run alone (timings aside; ``tests/federated/test_run_batch.py``). The
+    items must share :func:`engine_key`. A run that fails does not stop the
+    next one; only the engine's own failure stops them all.
+    """
+    from fedunlearn.federated.server_app import run_federation
+
+    if not items:
+        return []
+    keys = {engine_key(item.scenario) for item in items}
+    if len(keys) > 1:
+        raise FedunlearnError(
+            "runs of one engine need the same sites.count and ray settings; group them by engine_key"
+        )
+    _ray_root()
+    for scenario in {id(i.scenario): i.scenario for i in items}.values():
+        check_inputs(scenario)
+    progress = Progress(quiet=quiet)
+    errors: list[str | None] = [None] * len(items)
+    pauses: list[int | None] = [None] * len(items)
+    opened = [False] * len(items)
+
+    def main(grid: Grid, abort: threading.Event) -> None:
+        for i, item in enumerate(items):
+            if abort.is_set():
+                errors[i] = "the simulation engine stopped before this run began"
+                continue
+            try:
+                pauses[i] = _open(item)
+                opened[i] = True
+                progress(f"[{i + 1}/{len(items)}] {item.run_dir}")
+                run_federation(
+                    grid,
+                    item.scenario,
+                    Path(item.run_dir).resolve(),
+                    progress,
+                    resume=item.resume,
+                    abort=abort,
+                    until_round=pauses[i],
+                )
+            except Exception as exc:  # one run's failure must not stop the others
+                errors[i] = str(exc) if isinstance(exc, FedunlearnError) else _root_cause(exc)
+
+    failure = _engine(items[0].scenario, main, verbose)
+    return [
+        _outcome(Path(item.run_dir).resolve(), pauses[i], errors[i] or failure)
+        if opened[i]
+        else errors[i] or failure or "the run did not start"
+        for i, item in enumerate(items)
+    ]
