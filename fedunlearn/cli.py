@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="stop a run still going after this long; it counts as failed and is resumed next time "
-        "(default: no limit)",
+        "(with --engine shared a batch of n runs gets n times this; default: no limit)",
     )
     sw.add_argument(
         "--no-control",

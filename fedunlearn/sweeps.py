@@ -7,9 +7,11 @@ varies ``deletion.method``, or its base scenario sets a method or deletion
 requests) gets two reference arms on its ``deletion.method`` axis unless told
 otherwise: the control arm ``none`` (requests recorded, nothing erased) and
 Federated Retrain, so that every method is paired by seed and every other grid
-key with both. Each point runs as its own
-``python -m fedunlearn run`` subprocess (its own Ray) into
-``DIR/runs/<slug>/`` (:mod:`fedunlearn.sweep_jobs`); points that differ only
+key with both. Each point runs into ``DIR/runs/<slug>/``: by default in a
+batch of points that one subprocess runs in one warm Flower simulation engine
+(:mod:`fedunlearn.sweep_engine`), with ``engine="per-point"`` as its own
+``python -m fedunlearn run`` subprocess (its own Ray); both are jobs of
+:mod:`fedunlearn.sweep_jobs`. Points that differ only
 in deletion handling share the rounds before their first request, run once in
 ``DIR/prefixes/`` and branched from (:mod:`fedunlearn.sweep_prefix`, unless
 ``share_prefix=False``); a reference arm that the grid varies only in keys it

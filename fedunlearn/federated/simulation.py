@@ -280,7 +280,8 @@ def run_scenarios(
     The engine (Ray, its actors, the hospitals' imports and cached data) starts
     once and serves every run: each run sets its sites up anew with a setup
     query, as a run in its own engine does, so its files equal those of the
-    same run alone (timings aside; ``tests/federated/test_run_batch.py``). The
+    same run alone (timings aside; ``tests/sweeps/test_prefix.py``, whose resumed sweep
+    runs a prefix and its branches in one engine). The
     items must share :func:`engine_key`. A run that fails does not stop the
     next one; only the engine's own failure stops them all.
     """

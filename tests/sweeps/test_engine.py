@@ -128,3 +128,42 @@ def test_shared_is_the_default_engine_and_a_bad_one_is_refused(tmp_path: Path) -
     plan = _plan(tmp_path, [], ("deletion.method=none",))
     with pytest.raises(SweepError, match="--engine must be one of shared, per-point"):
         run_sweep(plan, engine="warm")
+
+
+def test_one_failed_run_does_not_stop_the_next_but_a_dead_engine_stops_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch loop of run_scenarios with the engine and the federation stood in (no Ray)."""
+    import threading
+
+    from fedunlearn.federated import server_app, simulation
+    from fedunlearn.federated.rundir import mark_complete
+
+    plan = _plan(tmp_path, ["seed=0,1,2,3"], ("deletion.method=none",))
+    points = [p for p in plan.points if not p.scenario.retrain]
+    ran: list[str] = []
+
+    def federation(grid, scenario, run_dir, progress, resume, abort, until_round) -> None:
+        ran.append(run_dir.name)
+        if scenario.seed == 1:
+            raise FedunlearnError("site-1 never answered")
+        if scenario.seed == 2:
+            abort.set()  # the engine died during this run
+            raise FedunlearnError("the simulation engine stopped")
+        mark_complete(run_dir, scenario=scenario.name)
+
+    def engine(scenario, main, verbose) -> str | None:
+        main(None, threading.Event())
+        return None
+
+    monkeypatch.setattr(server_app, "run_federation", federation)
+    monkeypatch.setattr(simulation, "_engine", engine)
+    monkeypatch.setattr(simulation, "check_inputs", lambda scenario: None)
+    items = [RunItem(p.scenario, tmp_path / "runs" / f"s{p.scenario.seed}") for p in points]
+    outcomes = run_scenarios(items, quiet=True)
+    assert ran == ["s0", "s1", "s2"]  # s3 never began: the engine was gone
+    assert outcomes[0] is None
+    assert outcomes[1] == "site-1 never answered"
+    assert outcomes[2] == "the simulation engine stopped"
+    assert outcomes[3] == "the simulation engine stopped before this run began"
+    assert not (tmp_path / "runs" / "s3").exists()

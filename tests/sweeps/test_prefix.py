@@ -2,8 +2,10 @@
 
 One real sweep (tests/sweeps/tiny.py: 2 sites, 4 rounds, one request in round 4, so
 the shared prefix is rounds 1-3) of the control arm and SalUn-CRA is killed with SIGKILL
-right after the prefix's first checkpoint, then run again; each point is also
-run alone from scratch, and the two must match bit for bit but for timings.
+right after the prefix's first checkpoint, then run again (``engine="shared"``,
+the default: the resumed prefix and both branches run one after another in one
+simulation engine); each point is also run alone from scratch in its own
+engine, and the two must match bit for bit but for timings.
 Planning, branching and the job order are checked without Ray.
 """
 
