@@ -171,11 +171,13 @@ def batch_job(
         atomic_write_json(spec, {"runs": [asdict(r) for r in runs]})
 
     points = sum(not r.key.startswith("prefix:") for r in runs)
+    log = plan.out / "logs" / f"batch-{index}.log"
     return Job(
         f"batch:{index}",
         f"engine {index + 1}: {points} point(s)"
-        + (f" and {len(runs) - points} shared prefix(es)" if len(runs) > points else ""),
-        plan.out / "logs" / f"batch-{index}.log",
+        + (f" and {len(runs) - points} shared prefix(es)" if len(runs) > points else "")
+        + f" (progress in {log})",
+        log,
         lambda: [sys.executable, "-m", "fedunlearn.sweep_engine", str(spec)],
         lambda: all(_run_ok(r) for r in runs),
         prepare,

@@ -269,6 +269,13 @@ def _run_batches(
     for i, runs in enumerate(batches):
         if f"batch:{i}" in failed_jobs:
             failed |= batch_failures(plan, i, runs, failed_jobs[f"batch:{i}"])
+    labels = {r.key: r.label for runs in batches for r in runs}
+    for n, point in enumerate(points, 1):  # each point's fate, as a process per point reports it
+        why = failed.get(point.slug)
+        progress(
+            f"[{n}/{len(points)}] {labels.get(point.slug, point.label)}: "
+            + ("done" if why is None else f"FAILED ({why})")
+        )
     return {p.slug: failed[p.slug] for p in points if p.slug in failed}
 
 

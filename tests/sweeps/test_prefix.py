@@ -138,6 +138,22 @@ def test_a_branched_run_says_where_it_branched_from(branched: Branched) -> None:
         assert [e["round"] for e in events if e["event"] == BRANCH_EVENT] == [PREFIX_ROUND]
     alone = json.loads((next(iter(branched.alone.values())) / "manifest.json").read_text())
     assert "branched_from" not in alone
+    # one engine ran the prefix and both points; the sweep still says each point's fate
+    assert (
+        sum(
+            ln.startswith("started engine 1: 2 point(s) and 1 shared prefix")
+            for ln in branched.lines
+        )
+        == 1
+    )
+    for point in branched.plan.points:
+        assert any(
+            ln.startswith("[")
+            and point.slug in ln
+            and "branched from" in ln
+            and ln.endswith(": done")
+            for ln in branched.lines
+        ), branched.lines
 
 
 def test_the_killed_prefix_resumes_without_redoing_finished_rounds(branched: Branched) -> None:
