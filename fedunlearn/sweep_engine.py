@@ -28,16 +28,18 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fedunlearn.errors import FedunlearnError
-from fedunlearn.federated.rundir import remove_run_dir
-from fedunlearn.federated.scenario import scenario_to_yaml
-from fedunlearn.io import atomic_write_json, atomic_write_text, is_complete, read_manifest
+from fedunlearn.federated.branch import branch_run_dir
+from fedunlearn.federated.rundir import paused_after
+from fedunlearn.federated.scenario import load_scenario
+from fedunlearn.federated.simulation import RunItem, engine_key, run_scenarios
+from fedunlearn.io import atomic_write_json, is_complete
 from fedunlearn.sweep_jobs import Job
 from fedunlearn.sweep_plan import SweepPlan, SweepPoint
-from fedunlearn.sweep_prefix import SharedPrefix, prefix_ready, resumable_after
+from fedunlearn.sweep_prefix import SharedPrefix, prefix_ready, prepare_prefix
 
 FOLDER = "batches"
 
@@ -54,11 +56,9 @@ class BatchRun:
     branch: dict | None = None  # {"prefix_dir", "round", "name"}: branch from that prefix first
     key: str = ""  # the point's slug, or "prefix:<name>"
 
-
-def _engine_key(scenario) -> tuple:  # type: ignore[no-untyped-def]
-    from fedunlearn.federated.simulation import engine_key
-
-    return engine_key(scenario)
+    @property
+    def is_prefix(self) -> bool:
+        return self.key.startswith("prefix:")
 
 
 def _prefix_run(plan: SweepPlan, prefix: SharedPrefix) -> BatchRun:
@@ -89,6 +89,19 @@ def _point_run(plan: SweepPlan, point: SweepPoint, prefix: SharedPrefix | None) 
     )
 
 
+@dataclass
+class _Group:
+    """Runs that go to one batch together, and the rounds they will run (to balance the batches)."""
+
+    key: tuple
+    runs: list[BatchRun] = field(default_factory=list)
+    rounds: int = 0
+
+    def add(self, run: BatchRun, rounds: int) -> None:
+        self.runs.append(run)
+        self.rounds += rounds
+
+
 def plan_batches(
     plan: SweepPlan,
     points: Sequence[SweepPoint],
@@ -101,33 +114,28 @@ def plan_batches(
     points that branch from it; a prefix and its points are never split.
     """
     pending = {p.name for p in prefixes.values() if not prefix_ready(plan, p)}
-    groups: dict[str, tuple[tuple, int, list[BatchRun]]] = {}
+    groups: dict[str, _Group] = {}  # a prefix with its points, or a lone point
     for point in points:
         prefix = prefixes.get(point.slug)
         name = f"prefix:{prefix.name}" if prefix is not None else f"point:{point.slug}"
-        key = _engine_key(point.scenario)
         if name not in groups:
-            runs = (
-                [_prefix_run(plan, prefix)] if prefix is not None and prefix.name in pending else []
-            )
-            cost = prefix.round if runs and prefix is not None else 0
-            groups[name] = (key, cost, runs)
-        key, cost, runs = groups[name]
+            group = groups[name] = _Group(engine_key(point.scenario))
+            if prefix is not None and prefix.name in pending:
+                group.add(_prefix_run(plan, prefix), prefix.round)
         skipped = prefix.round if prefix is not None else 0
-        runs.append(_point_run(plan, point, prefix))
-        groups[name] = (key, cost + point.scenario.training.rounds - skipped, runs)
-    by_key: dict[tuple, list[tuple[int, list[BatchRun]]]] = {}
-    for key, cost, runs in groups.values():
-        by_key.setdefault(key, []).append((cost, runs))
+        groups[name].add(_point_run(plan, point, prefix), point.scenario.training.rounds - skipped)
+    by_key: dict[tuple, list[_Group]] = {}
+    for group in groups.values():
+        by_key.setdefault(group.key, []).append(group)
     batches: list[list[BatchRun]] = []
     for members in by_key.values():
-        slots: list[tuple[int, list[BatchRun]]] = [(0, []) for _ in range(min(jobs, len(members)))]
-        for cost, runs in sorted(
-            members, key=lambda m: -m[0]
-        ):  # longest first, to the lightest slot
-            i = min(range(len(slots)), key=lambda j: slots[j][0])
-            slots[i] = (slots[i][0] + cost, slots[i][1] + runs)
-        batches.extend(runs for _, runs in slots)
+        slots = [_Group(()) for _ in range(min(jobs, len(members)))]
+        # the longest group first, each to the slot with the fewest rounds so far
+        for group in sorted(members, key=lambda g: -g.rounds):
+            slot = min(slots, key=lambda g: g.rounds)
+            slot.runs += group.runs
+            slot.rounds += group.rounds
+        batches.extend(slot.runs for slot in slots)
     return batches
 
 
@@ -143,10 +151,7 @@ def _run_ok(run: BatchRun) -> bool:
     run_dir = Path(run.run_dir)
     if run.until_round is None:
         return is_complete(run_dir)
-    try:
-        return (read_manifest(run_dir) or {}).get("paused_after_round") == run.until_round
-    except ValueError:
-        return False
+    return paused_after(run_dir) == run.until_round
 
 
 def batch_job(
@@ -161,16 +166,12 @@ def batch_job(
 
     def prepare() -> None:
         for run in runs:
-            if run.key.startswith("prefix:"):
-                prefix = used[run.key.removeprefix("prefix:")]
-                atomic_write_text(prefix.scenario_file(plan), scenario_to_yaml(prefix.scenario))
-                run_dir = prefix.run_dir(plan)
-                if run_dir.exists() and resumable_after(run_dir, prefix.scenario) is None:
-                    remove_run_dir(run_dir)
+            if run.is_prefix:
+                prepare_prefix(plan, used[run.key.removeprefix("prefix:")])
         result_file(spec).unlink(missing_ok=True)
         atomic_write_json(spec, {"runs": [asdict(r) for r in runs]})
 
-    points = sum(not r.key.startswith("prefix:") for r in runs)
+    points = sum(not r.is_prefix for r in runs)
     log = plan.out / "logs" / f"batch-{index}.log"
     return Job(
         f"batch:{index}",
@@ -191,19 +192,13 @@ def batch_failures(plan: SweepPlan, index: int, runs: list[BatchRun], why: str) 
     except (OSError, ValueError):
         result = {}
     return {
-        r.key: str(result.get(r.key) or why)
-        for r in runs
-        if not r.key.startswith("prefix:") and not _run_ok(r)
+        r.key: str(result.get(r.key) or why) for r in runs if not r.is_prefix and not _run_ok(r)
     }
 
 
 # ------------------------------------------------------------------ the batch subprocess
-def _item(run: BatchRun):  # type: ignore[no-untyped-def]
+def _item(run: BatchRun) -> RunItem:
     """The :class:`RunItem` of ``run``: resumed where it left a checkpoint, branched, or new."""
-    from fedunlearn.federated.branch import branch_run_dir
-    from fedunlearn.federated.scenario import load_scenario
-    from fedunlearn.federated.simulation import RunItem
-
     run_dir = Path(run.run_dir)
     root = [f"data.root={run.data_root}"] if run.data_root else []
     if run_dir.exists():  # the sweep removed what cannot resume: this one continues
@@ -219,11 +214,7 @@ def _item(run: BatchRun):  # type: ignore[no-untyped-def]
     )
 
     def branch() -> None:
-        try:
-            paused = (read_manifest(prefix_dir) or {}).get("paused_after_round")
-        except ValueError:
-            paused = None
-        if paused != last:
+        if paused_after(prefix_dir) != last:
             raise FedunlearnError(f"its shared prefix {name} did not pause after round {last}")
         branch_run_dir(prefix_dir, last, run_dir, scenario, name)
 
@@ -232,8 +223,6 @@ def _item(run: BatchRun):  # type: ignore[no-untyped-def]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one batch; exit 0 when every run ended (or paused where asked), else 1."""
-    from fedunlearn.federated.simulation import run_scenarios
-
     parser = argparse.ArgumentParser(prog="python -m fedunlearn.sweep_engine")
     parser.add_argument("spec", type=Path, help="the batch's JSON, written by the sweep")
     args = parser.parse_args(argv)

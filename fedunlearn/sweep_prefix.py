@@ -27,14 +27,16 @@ from typing import Any
 
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.federated.checkpoint import latest_checkpoint
+from fedunlearn.federated.rundir import paused_after, remove_run_dir
 from fedunlearn.federated.scenario import (
     CONTROL,
     Scenario,
     ScenarioError,
     read_scenario_yaml,
     scenario_from_mapping,
+    scenario_to_yaml,
 )
-from fedunlearn.io import read_manifest
+from fedunlearn.io import atomic_write_text
 from fedunlearn.sweep_plan import SweepError, SweepPlan, SweepPoint
 
 #: Deletion settings that act only from the first request on; ``guard`` counts once the schema has it.
@@ -131,14 +133,18 @@ def prefix_of(scenario: Scenario) -> SharedPrefix | None:
 def prefix_ready(plan: SweepPlan, prefix: SharedPrefix) -> bool:
     """Whether the prefix's run was paused after its last round (its checkpoint is there to branch from)."""
     run_dir = prefix.run_dir(plan)
-    try:
-        manifest = read_manifest(run_dir) or {}
-    except ValueError:
-        return False
     return (
-        manifest.get("paused_after_round") == prefix.round
+        paused_after(run_dir) == prefix.round
         and resumable_after(run_dir, prefix.scenario) == prefix.round
     )
+
+
+def prepare_prefix(plan: SweepPlan, prefix: SharedPrefix) -> None:
+    """Just before a prefix runs: write its scenario file, and remove a folder of it that cannot resume."""
+    atomic_write_text(prefix.scenario_file(plan), scenario_to_yaml(prefix.scenario))
+    run_dir = prefix.run_dir(plan)
+    if run_dir.exists() and resumable_after(run_dir, prefix.scenario) is None:
+        remove_run_dir(run_dir)
 
 
 def shared_prefixes(plan: SweepPlan, todo: list[SweepPoint]) -> dict[str, SharedPrefix]:

@@ -72,6 +72,7 @@ from fedunlearn.sweep_prefix import (
     comparable,
     prefix_command,
     prefix_ready,
+    prepare_prefix,
     resumable_after,
     shared_prefixes,
 )
@@ -194,20 +195,13 @@ def _point_job(
 
 def _prefix_job(plan: SweepPlan, prefix: SharedPrefix) -> Job:
     """The job that runs a shared prefix, paused after its last round (resumed if it was interrupted)."""
-    run_dir = prefix.run_dir(plan)
-
-    def prepare() -> None:
-        atomic_write_text(prefix.scenario_file(plan), scenario_to_yaml(prefix.scenario))
-        if run_dir.exists() and resumable_after(run_dir, prefix.scenario) is None:
-            remove_run_dir(run_dir)
-
     return Job(
         f"prefix:{prefix.name}",
         prefix.label(),
         prefix.log_file(plan),
         lambda: prefix_command(plan, prefix),
         lambda: prefix_ready(plan, prefix),
-        prepare,
+        lambda: prepare_prefix(plan, prefix),
     )
 
 

@@ -96,6 +96,17 @@ def mark_paused(run_dir: Path, scenario: Scenario, server_round: int) -> None:
     )
 
 
+def paused_after(run_dir: Path) -> int | None:
+    """The round a run was paused after (:func:`mark_paused`); None when it was not, or its manifest is
+    missing or damaged."""
+    try:
+        manifest = read_manifest(run_dir) or {}
+    except ValueError:
+        return None
+    value = manifest.get("paused_after_round")
+    return value if isinstance(value, int) else None
+
+
 def mark_complete(run_dir: Path, **fields: Any) -> None:
     """The run's last write: a ``federated-run`` manifest with ``complete: true`` and ``fields``."""
     write_manifest(run_dir, build_manifest(kind="federated-run", complete=True, **fields))
