@@ -67,6 +67,7 @@ from fedunlearn.federated.protocol import (
 )
 from fedunlearn.federated.scenario import Scenario, scenario_from_mapping
 from fedunlearn.federated.transport import load_arrays, to_arrays
+from fedunlearn.metrics.mia import warm_attack
 from fedunlearn.models import build_model
 from fedunlearn.seeding import stream_seed
 
@@ -104,6 +105,8 @@ class _Site:
         self.ledger = SiteLedger(self.dir / "ledger.sqlite")
         torch.set_num_threads(max(1, int(self.scenario.ray.num_cpus_per_client)))
         self.device = resolve_device(self.scenario.device)
+        if self.scenario.effective_requests:  # any site of this process may run a forget-set report
+            warm_attack()
 
     def forgotten(self) -> dict[int, torch.Tensor]:
         """Request id -> the rows it withdrew (from the site's ledger)."""

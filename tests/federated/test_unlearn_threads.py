@@ -93,3 +93,35 @@ def test_the_pass_runs_on_unlearn_threads_and_the_site_gets_its_own_back(
 def test_unlearn_threads_must_be_a_positive_count() -> None:
     with pytest.raises(FedunlearnError, match="unlearn_threads"):
         small_scenario(ray={"unlearn_threads": 0})
+
+
+@pytest.mark.parametrize("requests", [True, False])
+def test_a_site_loads_the_attack_at_setup_only_where_the_scenario_has_requests(
+    requests: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sklearn's import (about 1.6 s) is paid when the site is set up, not in the erasure round's report."""
+    calls: list[str] = []
+    monkeypatch.setattr(CA, "warm_attack", lambda: calls.append("warm"))
+    scenario = small_scenario(**({} if requests else {"deletion": {"requests": []}}))
+    context = Context(
+        run_id=1,
+        node_id=NODE,
+        node_config={"partition-id": SITE, "num-partitions": scenario.sites.count},
+        state=RecordDict(),
+        run_config={},
+    )
+    query = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(tmp_path))
+    CA.setup(Message(RecordDict({CONFIG: query.to_record()}), NODE, "query.setup"), context)
+    assert calls == (["warm"] if requests else [])
+
+
+def test_warm_attack_imports_the_classifier_once() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from fedunlearn.metrics.mia import warm_attack; "
+        "assert 'sklearn.svm' not in sys.modules; warm_attack(); warm_attack(); "
+        "assert 'sklearn.svm' in sys.modules and warm_attack.cache_info().hits == 1"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
