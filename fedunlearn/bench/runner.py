@@ -65,7 +65,7 @@ class BenchSettings:
             throughput_reps=3,
             overhead_sites=(2, 8, 32),
             overhead_rounds=5,
-            overhead_reps=1,
+            overhead_reps=3,  # (b') swung 0.61-1.04 at 8 sites in one-rep runs
             overhead_shard=64,
             erasure=ErasureSettings(sites=4, rounds=10, local_epochs=2, unlearn_epochs=5),
             erasure_pairs=3,  # the wall ratio swung 10.7-11.4x between two pairs: the median of three

@@ -132,7 +132,11 @@ def server_step_rows(
             early = stat(seconds[5 - 1 - AROUND : 5 + AROUND])
             late = stat(seconds[rounds - 1 - 2 * AROUND :])
             add = partial(table.add, "server_step", n)
-            add(f"{metric}_round5", early, f"s ({word} of rounds 3-7; each round over {repeats} repeats)")
+            add(
+                f"{metric}_round5",
+                early,
+                f"s ({word} of rounds 3-7; each round over {repeats} repeats)",
+            )
             add(
                 f"{metric}_round{rounds}",
                 late,
