@@ -47,10 +47,8 @@ def task_identity() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _unlearn_on_site(
-    scenario, run_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[int], UnlearnInfo]:
-    """Set up site 1 and send it its deletion request; returns the thread counts seen inside the pass."""
+def _set_up_site(scenario, run_dir: Path) -> Context:
+    """Site 1's context after the server's ``query.setup`` message."""
     context = Context(
         run_id=1,
         node_id=NODE,
@@ -61,6 +59,14 @@ def _unlearn_on_site(
     query = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(run_dir))
     setup = Message(RecordDict({CONFIG: query.to_record()}), NODE, "query.setup")
     assert SetupReply.from_record(CA.setup(setup, context).content[SITE_RECORD]).site == SITE
+    return context
+
+
+def _unlearn_on_site(
+    scenario, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[int], UnlearnInfo]:
+    """Set up site 1 and send it its deletion request; returns the thread counts seen inside the pass."""
+    context = _set_up_site(scenario, run_dir)
     inside: list[int] = []
     real = S.local_unlearn
     monkeypatch.setattr(
@@ -103,15 +109,7 @@ def test_a_site_loads_the_attack_at_setup_only_where_the_scenario_has_requests(
     calls: list[str] = []
     monkeypatch.setattr(CA, "warm_attack", lambda: calls.append("warm"))
     scenario = small_scenario(**({} if requests else {"deletion": {"requests": []}}))
-    context = Context(
-        run_id=1,
-        node_id=NODE,
-        node_config={"partition-id": SITE, "num-partitions": scenario.sites.count},
-        state=RecordDict(),
-        run_config={},
-    )
-    query = SetupQuery(json.dumps(scenario.model_dump(mode="json")), str(tmp_path))
-    CA.setup(Message(RecordDict({CONFIG: query.to_record()}), NODE, "query.setup"), context)
+    _set_up_site(scenario, tmp_path)
     assert calls == (["warm"] if requests else [])
 
 
