@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BenchSettings", "BenchTable", "run_bench"]
+__all__ = ["BenchSettings", "BenchTable", "run_bench", "run_overhead"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("BenchSettings", "run_bench"):
+    if name in ("BenchSettings", "run_bench", "run_overhead"):
         from fedunlearn.bench import runner
 
         return getattr(runner, name)

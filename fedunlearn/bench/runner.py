@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,16 @@ class _Runs:
         raise AssertionError("unreachable")
 
 
+def _empty_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FedunlearnError(
+            f"bench output directory {out} is not empty; pass another --out or remove it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run_bench(
     settings: BenchSettings,
     out: Path,
@@ -141,12 +151,7 @@ def run_bench(
     from fedunlearn.data import UnofficialDataWarning
 
     progress = progress or Progress()
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FedunlearnError(
-            f"bench output directory {out} is not empty; pass another --out or remove it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
+    out = _empty_out(out)
     table = BenchTable()
     machine_rows(table, "start")
     t0 = time.perf_counter()
@@ -231,6 +236,17 @@ def _overhead(settings: BenchSettings, runs: _Runs, progress: Progress) -> _Over
                     )
                 )
     return res
+
+
+def run_overhead(sites: tuple[int, ...], out: Path, progress: Progress | None = None) -> BenchTable:
+    """(b) and (b') alone at ``sites``, with the full bench's settings; its runs go under ``out``."""
+    progress = progress or Progress()
+    settings = replace(BenchSettings.full(), overhead_sites=sites, flower_sites=sites)
+    res = _overhead(settings, _Runs(_empty_out(out), progress), progress)
+    table = BenchTable()
+    overhead_rows(table, res.fedunlearn)
+    flower_rows(table, res.fedunlearn, res.minimal, res.noop)
+    return table
 
 
 def _erasure(

@@ -11,32 +11,28 @@ full benches; the bench's targets are judged on ``fedunlearn bench`` alone.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 
-from fedunlearn.bench.flowerapp import flower_rows
-from fedunlearn.bench.overhead import overhead_rows
-from fedunlearn.bench.runner import BenchSettings, _overhead, _Runs
-from fedunlearn.bench.table import BenchTable
-from fedunlearn.progress import Progress
+from fedunlearn.bench import run_overhead
+from fedunlearn.errors import FedunlearnError
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sites", type=int, nargs="+", default=[8], help="site counts (default 8)")
-    p.add_argument("--out", type=Path, help="folder for the runs (default: a new temp folder)")
+    p.add_argument(
+        "--out", type=Path, help="empty folder for the runs (default: a new temp folder)"
+    )
     args = p.parse_args(argv)
-    sites = tuple(args.sites)
-    settings = dataclasses.replace(BenchSettings.full(), overhead_sites=sites, flower_sites=sites)
     out = args.out or Path(tempfile.mkdtemp(prefix="overhead-probe-"))
-    progress = Progress()
-    res = _overhead(settings, _Runs(out, progress), progress)
-    table = BenchTable()
-    overhead_rows(table, res.fedunlearn)
-    flower_rows(table, res.fedunlearn, res.minimal, res.noop)
-    print(table.frame().to_string(index=False))
+    print(run_overhead(tuple(args.sites), out).frame().to_string(index=False))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FedunlearnError as exc:
+        print(f"{Path(__file__).name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
