@@ -31,7 +31,7 @@ from fedunlearn.bench.flowerapp import (
 from fedunlearn.bench.memory import DERMA, PATH, memory_data, memory_rows, memory_scenario
 from fedunlearn.bench.overhead import overhead_rows, overhead_scenario
 from fedunlearn.bench.serverstep import server_step_rows
-from fedunlearn.bench.sweepwall import sweep_rows
+from fedunlearn.bench.sweepwall import require_quickstart_data, sweep_rows
 from fedunlearn.bench.table import BenchTable, machine_rows
 from fedunlearn.bench.throughput import load_throughput_data, run_throughput
 from fedunlearn.errors import FedunlearnError
@@ -141,6 +141,17 @@ def _empty_out(out: Path) -> Path:
     return out
 
 
+def _check_data_root(data_root: Path | None, sweep: str) -> None:
+    """Refuse, before anything is written, a ``--data-root`` that is not a folder, and a ``--sweep``
+    whose quickstart would find no ``dermamnist.npz`` (it would run for minutes, then report nothing)."""
+    if data_root is not None and not Path(data_root).is_dir():
+        raise FedunlearnError(
+            f"--data-root {data_root} is not a folder; pass the folder that holds dermamnist.npz "
+            "(or leave --data-root out: synthetic data of the same size stand in)"
+        )
+    require_quickstart_data(data_root, sweep)
+
+
 def run_bench(
     settings: BenchSettings,
     out: Path,
@@ -151,6 +162,7 @@ def run_bench(
     from fedunlearn.data import UnofficialDataWarning
 
     progress = progress or Progress()
+    _check_data_root(data_root, settings.sweep)
     out = _empty_out(out)
     table = BenchTable()
     machine_rows(table, "start")

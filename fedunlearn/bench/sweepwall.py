@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from fedunlearn.bench.table import BenchTable
+from fedunlearn.errors import FedunlearnError
 from fedunlearn.progress import Progress
 
 FLAG = "--no-share-prefix"
@@ -82,6 +83,20 @@ VARIANTS = (
         "every point from round 1 in its own process and Ray",
     ),
 )
+
+
+def require_quickstart_data(data_root: Path | None, mode: str, *, or_off: bool = True) -> None:
+    """Raise, before anything runs, when ``--sweep MODE`` would find no ``dermamnist.npz``: the sweep
+    times the quickstart on the real data and would otherwise report itself "not measured" at the end.
+    ``or_off``: the message offers ``--sweep off`` (``fedunlearn bench``; not ``sweep_wall.py``)."""
+    if mode == "off" or (data_root is not None and (Path(data_root) / "dermamnist.npz").is_file()):
+        return
+    where = f"under --data-root {data_root}" if data_root is not None else "(no --data-root)"
+    raise FedunlearnError(
+        f"--sweep {mode} times the quickstart, which needs dermamnist.npz, and there is none {where}; "
+        "pass --data-root DIR holding it (`fedunlearn data fetch --dataset dermamnist --data-root DIR`)"
+        + (" or --sweep off" if or_off else "")
+    )
 
 
 def sweep_rows(

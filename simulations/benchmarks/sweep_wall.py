@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from fedunlearn.bench.sweepwall import sweep_rows
+from fedunlearn.bench.sweepwall import require_quickstart_data, sweep_rows
 from fedunlearn.bench.table import BenchTable, machine_rows
 from fedunlearn.errors import FedunlearnError
 from fedunlearn.progress import Progress
@@ -26,6 +26,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="new or empty output directory")
     parser.add_argument("--sweep", choices=("small", "full"), default="small")
     args = parser.parse_args()
+    try:
+        require_quickstart_data(args.data_root, args.sweep, or_off=False)
+    except FedunlearnError as exc:
+        raise SystemExit(f"sweep_wall: error: {exc}") from None
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(
             f"sweep_wall: error: {args.out} is not empty; pass another --out or remove it"
