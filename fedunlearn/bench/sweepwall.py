@@ -85,11 +85,15 @@ VARIANTS = (
 )
 
 
+def _has_quickstart_data(data_root: Path | None) -> bool:
+    return data_root is not None and (Path(data_root) / "dermamnist.npz").is_file()
+
+
 def require_quickstart_data(data_root: Path | None, mode: str, *, or_off: bool = True) -> None:
     """Raise, before anything runs, when ``--sweep MODE`` would find no ``dermamnist.npz``: the sweep
     times the quickstart on the real data and would otherwise report itself "not measured" at the end.
     ``or_off``: the message offers ``--sweep off`` (``fedunlearn bench``; not ``sweep_wall.py``)."""
-    if mode == "off" or (data_root is not None and (Path(data_root) / "dermamnist.npz").is_file()):
+    if mode == "off" or _has_quickstart_data(data_root):
         return
     where = f"under --data-root {data_root}" if data_root is not None else "(no --data-root)"
     raise FedunlearnError(
@@ -110,7 +114,8 @@ def sweep_rows(
     if not has_no_share_prefix():
         _not_measured(table, f"this build has no {FLAG} or no --engine")
         return
-    if data_root is None or not (Path(data_root) / "dermamnist.npz").is_file():
+    # reached only by callers that did not call require_quickstart_data first
+    if not _has_quickstart_data(data_root):
         _not_measured(table, "the quickstart needs --data-root with dermamnist.npz")
         return
     args = [str(QUICKSTART), *GRIDS[mode], "--data-root", str(data_root)]
